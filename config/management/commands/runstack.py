@@ -1,0 +1,95 @@
+"""Run the web server, a Celery worker and celery beat together in the foreground.
+
+Each runs in its own process group, so that Ctrl-C (or SIGTERM) reaches this command first and it can
+stop them in order: SIGTERM to each leader only (a Celery worker's pool processes die at once when they
+get SIGTERM themselves, while the main process waits for running jobs), then SIGKILL to each whole group.
+If any of them exits, the others are stopped too: a half-running stack is worse than none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from config import broker
+
+
+class Command(BaseCommand):
+    help = "Run web server, worker and beat together; Ctrl-C stops all of them."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="Address of the web server.")
+        parser.add_argument("--concurrency", type=int, default=2, help="Worker processes.")
+        parser.add_argument("--stop-wait", type=float, default=30.0, help="Seconds to wait for a warm stop.")
+
+    def handle(self, *args, addr: str, concurrency: int, stop_wait: float, **options) -> None:
+        if broker.is_embedded(settings.CELERY_BROKER_URL):
+            broker.reset_control_bindings(settings.EMBEDDED_BROKER_DIR)
+        python = sys.executable
+        commands = {
+            "web": [python, "manage.py", "runserver", addr, "--noreload"],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+                f"--queues={','.join(settings.JOB_BROKER_QUEUES.values())}",
+                f"--statedb={settings.VAR_DIR / 'worker.state'}",
+                "--hostname=worker@%h",
+            ],
+            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "--pidfile="],
+        }
+        children: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def request_stop(signum, frame) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        try:
+            for name, command in commands.items():
+                children[name] = subprocess.Popen(command, start_new_session=True)
+                self.stdout.write(f"started {name} (pid {children[name].pid})")
+            self.stdout.write(self.style.SUCCESS(f"Serving http://{addr}/ ; Ctrl-C stops everything."))
+            while not stopping:
+                exited = [name for name, child in children.items() if child.poll() is not None]
+                if exited:
+                    self.stderr.write(f"{', '.join(exited)} exited; stopping the rest.")
+                    break
+                time.sleep(0.5)
+        finally:
+            self._stop(children, stop_wait)
+
+    def _stop(self, children: dict[str, subprocess.Popen], stop_wait: float) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + stop_wait
+        for name, child in children.items():
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop within {stop_wait:.0f}s; killing it.")
+            # Worker pool processes live in the same group: kill the group even if the leader exited.
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
+        self.stdout.write("All stopped.")
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,237 @@
+"""Settings, driven by environment variables with safe local defaults (see the README's table)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from config import broker
+from config.env import Env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env()
+
+VAR_DIR = Path(env.str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _secret_key() -> str:
+    key = env.str("SECRET_KEY")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (set DEBUG=true for local use)")
+    # A local key, made once and kept out of the repository, so sessions survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+PUBLIC_BASE_URL = env.url("PUBLIC_BASE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "config.apps.ProjectConfig",
+    "scheduler",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "scheduler.context_processors.job_counters",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict[str, object]:
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL we understand: {exc}") from None
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        # WAL lets readers work while one process writes; IMMEDIATE takes the write lock when a
+        # transaction begins instead of failing halfway through it; the timeout makes web, worker and
+        # beat wait for each other instead of raising "database is locked".
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    elif engine == "django.db.backends.postgresql":
+        # Workers keep their connection between tasks instead of opening one per task.
+        config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 300, minimum=0)
+        config["CONN_HEALTH_CHECKS"] = True
+    else:
+        raise ImproperlyConfigured(f"DATABASE_URL: only PostgreSQL and SQLite are supported, not {engine}")
+    return config
+
+
+DATABASE_URL = env.url(
+    "DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}", schemes=("sqlite", "postgres", "postgresql")
+)
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# Stored times are UTC; a system check (config/checks.py) refuses anything else.
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGIN_URL = "admin:login"
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO").upper()},
+}
+
+# --- Email -------------------------------------------------------------------------------------------
+EMAIL_HOST = env.str("EMAIL_HOST")
+EMAIL_PORT = env.int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30, minimum=1)
+# Without an SMTP host, mail goes to the console: nothing leaves a developer's machine by accident.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "alerts@localhost")
+
+# --- Twilio ------------------------------------------------------------------------------------------
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER")
+TWILIO_API_BASE_URL = env.url("TWILIO_API_BASE_URL", "", schemes=("http", "https")).rstrip("/")
+# A provider that does not answer within this many seconds is treated as down: the delivery is retried.
+TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1)
+# Twilio long codes accept about one message segment per second; the limit holds across all workers.
+SMS_PER_SECOND_PER_NUMBER = env.float("SMS_PER_SECOND_PER_NUMBER", 1.0, minimum=0)  # 0: no limit
+
+# --- Celery ------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.url(
+    "CELERY_BROKER_URL",
+    broker.EMBEDDED_BROKER_URL,
+    schemes=("filesystem", "amqp", "amqps", "pyamqp", "redis", "rediss"),
+)
+EMBEDDED_BROKER_DIR = Path(env.str("EMBEDDED_BROKER_DIR", str(VAR_DIR / "broker"))).resolve()
+CELERY_BROKER_TRANSPORT_OPTIONS = broker.transport_options(CELERY_BROKER_URL, embedded_root=EMBEDDED_BROKER_DIR)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# The job row is the record of every tracked run; nothing needs Celery's result backend.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Task events let Flower and `celery events` follow the workers.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+# ETA messages fire within a tenth of a second of their time instead of within a second.
+CELERY_WORKER_TIMER_PRECISION = 0.1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+JOB_QUEUES = env.list("JOB_QUEUES", ["default", "sms", "email", "maintenance"])
+# Prefixed to the queues' names on the broker, so that deployments (or test runs) can share one broker.
+JOB_QUEUE_PREFIX = env.str("JOB_QUEUE_PREFIX", "")
+JOB_BROKER_QUEUES = {name: f"{JOB_QUEUE_PREFIX}{name}" for name in JOB_QUEUES}
+CELERY_TASK_DEFAULT_QUEUE = JOB_BROKER_QUEUES.get("default", "default")
+CELERY_TASK_DEFAULT_EXCHANGE = CELERY_TASK_DEFAULT_QUEUE
+CELERY_TASK_QUEUES = [Queue(queue, routing_key=queue) for queue in JOB_BROKER_QUEUES.values()]
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+
+# --- Job engine --------------------------------------------------------------------------------------
+# Jobs due within the horizon are published with an ETA; later ones wait in the database.
+JOB_ETA_HORIZON = timedelta(seconds=env.int("JOB_ETA_HORIZON_SECONDS", 300, minimum=1))
+JOB_DISPATCH_INTERVAL = timedelta(seconds=env.int("JOB_DISPATCH_INTERVAL_SECONDS", 30, minimum=1))
+JOB_SWEEP_INTERVAL = timedelta(seconds=env.int("JOB_SWEEP_INTERVAL_SECONDS", 60, minimum=1))
+# A job still unclaimed this long after its ETA is presumed lost by the broker and republished.
+JOB_UNCLAIMED_GRACE = timedelta(seconds=env.int("JOB_UNCLAIMED_GRACE_SECONDS", 600, minimum=1))
+# A running job that has not renewed its lease for this long is presumed to have lost its worker.
+JOB_LEASE = timedelta(seconds=env.int("JOB_LEASE_SECONDS", 600, minimum=1))
+JOB_RETRY_DELAY = timedelta(seconds=env.int("JOB_RETRY_DELAY_SECONDS", 3600, minimum=1))
+
+CELERY_BEAT_SCHEDULE = {
+    "scheduler.dispatch-due-jobs": {
+        "task": "scheduler.dispatch_due_jobs",
+        "schedule": JOB_DISPATCH_INTERVAL.total_seconds(),
+        "options": {
+            "queue": JOB_BROKER_QUEUES.get("maintenance"),
+            "expires": JOB_DISPATCH_INTERVAL.total_seconds(),
+        },
+    },
+    "scheduler.sweep-jobs": {
+        "task": "scheduler.sweep_jobs",
+        "schedule": JOB_SWEEP_INTERVAL.total_seconds(),
+        "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_SWEEP_INTERVAL.total_seconds()},
+    },
+}

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config.views import healthz
+
+# The admin's "View site" and the bare address both lead to the job list.
+admin.site.site_url = "/jobs/"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/jobs/", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("jobs/", include("scheduler.urls")),
+    path("alerts/", include("alerts.urls")),
+]

@@ -1,0 +1,94 @@
+"""`make run`'s stack, started for real: web, worker and beat on SQLite and the embedded broker."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.only_on("sqlite")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def status_of(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_stack_serves_delivers_the_demo_and_ctrl_c_leaves_no_process(tmp_path):
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(DEBUG="true", VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
+    env.pop("SECRET_KEY", None)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=BASE_DIR, check=True, capture_output=True)
+    log = tmp_path / "stack.log"
+    with open(log, "w") as output:
+        stack = subprocess.Popen(
+            [*manage, "runstack", f"--addr=127.0.0.1:{port}", "--stop-wait=20"],
+            env=env,
+            cwd=BASE_DIR,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: status_of(f"{base}/healthz") == 200, timeout=60, what="the web server")
+        assert status_of(f"{base}/admin/") == 200  # the login page, after a redirect
+        ping = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "config", "inspect", "ping", "--timeout=5"],
+            env=env,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+        )
+        assert "pong" in ping.stdout, ping.stdout + ping.stderr
+        wait_until(lambda: "beat: Starting" in log.read_text(), timeout=30, what="beat to start")
+        subprocess.run([*manage, "demo"], env=env, cwd=BASE_DIR, check=True, capture_output=True)
+        count_sink = "from alerts.models import SmsSinkMessage as M; print(M.objects.count())"
+        sink = [*manage, "shell", "--verbosity=0", "-c", count_sink]
+        wait_until(
+            lambda: subprocess.run(sink, env=env, cwd=BASE_DIR, capture_output=True, text=True).stdout.strip() == "2",
+            timeout=90,
+            interval=1,
+            what="the demo's first alert to reach the SMS sink",
+        )
+        pids = [int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", log.read_text())]
+        assert len(pids) == 3
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(timeout=60)
+    assert "All stopped." in log.read_text()
+    assert not [pid for pid in pids if alive(pid)]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
