@@ -1,0 +1,132 @@
+"""Handing jobs to the broker: only jobs due within the ETA horizon, and only after commit.
+
+A job is first marked published (new Celery task id, ``published_at``, a ``sent`` event) in a committed
+transaction, then sent. A crash between the two leaves a job marked published that the broker never got;
+the recovery sweep republishes it. A send that fails is undone at once, so the dispatcher tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.celery import app
+from scheduler import lifecycle
+from scheduler.models import EventKind, Job, State
+
+logger = logging.getLogger(__name__)
+
+UNPUBLISHED_STATES = (State.SCHEDULED, State.RETRYING)
+
+
+@dataclass(frozen=True)
+class Marked:
+    job_id: int
+    task_name: str
+    queue: str
+    eta: datetime
+    task_id: str
+    state: State
+
+
+def horizon_end(now: datetime) -> datetime:
+    return now + settings.JOB_ETA_HORIZON
+
+
+def _state_once_published(state: str) -> State:
+    return State.QUEUED if state == State.SCHEDULED else State(state)
+
+
+def _sent_message(job: Job, now: datetime) -> str:
+    due = f", due {job.eta:%Y-%m-%d %H:%M:%S} UTC" if job.eta > now else ""
+    return f"to queue {job.queue}{due}"
+
+
+def mark(job: Job, *, now: datetime, event_message: str = "", republish: bool = False) -> Marked | None:
+    """Claim ``job`` for publishing under a fresh task id; ``None`` if someone else did first."""
+    task_id = str(uuid.uuid4())
+    target = _state_once_published(job.state)
+    when = {"celery_task_id": job.celery_task_id} if republish else {"published_at__isnull": True}
+    changed = lifecycle.transition(
+        job.pk,
+        sources=(job.state,),
+        target=target,
+        event=EventKind.RECOVERED if republish else EventKind.SENT,
+        message=event_message or _sent_message(job, now),
+        when=when,
+        now=now,
+        celery_task_id=task_id,
+        published_at=now,
+    )
+    if not changed:
+        return None
+    return Marked(job.pk, job.task_name, job.queue, job.eta, task_id, target)
+
+
+def send(marked: Marked) -> bool:
+    """Publish a marked job; on failure put it back to wait for the dispatcher."""
+    now = timezone.now()
+    try:
+        app.send_task(
+            marked.task_name,
+            args=[marked.job_id],
+            task_id=marked.task_id,
+            eta=marked.eta if marked.eta > now else None,
+            queue=settings.JOB_BROKER_QUEUES[marked.queue],
+            routing_key=settings.JOB_BROKER_QUEUES[marked.queue],
+        )
+        return True
+    except Exception as exc:
+        logger.exception("publishing job %s failed", marked.job_id)
+        lifecycle.transition(
+            marked.job_id,
+            sources=(marked.state,),
+            target=State.SCHEDULED if marked.state == State.QUEUED else marked.state,
+            event=None,
+            when={"celery_task_id": marked.task_id},
+            published_at=None,
+            status_message=f"publishing failed, will try again: {exc.__class__.__name__}",
+        )
+        return False
+
+
+def publish_if_due(job_id: int) -> bool:
+    """Publish one job now if it is unpublished and due within the horizon."""
+    now = timezone.now()
+    job = (
+        Job.objects.filter(pk=job_id, state__in=UNPUBLISHED_STATES, published_at__isnull=True)
+        .only("pk", "state", "task_name", "queue", "eta", "celery_task_id")
+        .first()
+    )
+    if job is None or job.eta > horizon_end(now):
+        return False
+    marked = mark(job, now=now)
+    return marked is not None and send(marked)
+
+
+def publish_on_commit(job_id: int) -> None:
+    transaction.on_commit(lambda: publish_if_due(job_id))
+
+
+def dispatch_due(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Publish the jobs that have come within the horizon; return how many were sent.
+
+    ``SKIP LOCKED`` lets several dispatchers share the work on PostgreSQL; the conditional UPDATE in
+    ``mark`` makes a second publish of the same job impossible on every database.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(state__in=UNPUBLISHED_STATES, published_at__isnull=True, eta__lte=horizon_end(now))
+            .order_by("eta")
+            .only("pk", "state", "task_name", "queue", "eta", "celery_task_id")[:limit]
+        )
+        marked = [m for m in (mark(job, now=now) for job in due) if m is not None]
+    return sum(send(m) for m in marked)

@@ -1,0 +1,34 @@
+"""The engine's own periodic tasks, run by celery beat on the ``maintenance`` queue.
+
+They are infrastructure, not work: they are logged but not tracked as jobs, or every dispatcher tick
+would add a row to the job list every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from config import broker
+from scheduler import publishing, services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="scheduler.dispatch_due_jobs", ignore_result=True)
+def dispatch_due_jobs() -> int:
+    sent = publishing.dispatch_due()
+    if sent:
+        logger.info("dispatched %d job(s) that came within the horizon", sent)
+    return sent
+
+
+@shared_task(name="scheduler.sweep_jobs", ignore_result=True)
+def sweep_jobs() -> None:
+    report = services.jobs_sweep()
+    if report.republished or report.requeued or report.failed:
+        logger.warning("recovery sweep: %s", report)
+    if broker.is_embedded(settings.CELERY_BROKER_URL):
+        broker.prune_stale_control_messages(settings.EMBEDDED_BROKER_DIR)

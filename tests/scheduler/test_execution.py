@@ -1,0 +1,100 @@
+"""Jobs run by a real worker (in a thread) consuming from each real broker."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from celery.worker import state as worker_state
+from django.conf import settings
+from django.utils import timezone
+
+from config.celery import app
+from scheduler import publishing
+from scheduler.models import EventKind, Job, State
+from tests.conftest import wait_until
+from tests.testapp.models import BodyRun
+from tests.testapp.tasks import broken, echo, flaky, no_longer_needed
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+
+
+def kinds(job: Job) -> list[str]:
+    return list(job.events.values_list("kind", flat=True))
+
+
+def test_a_job_runs_once_and_records_its_result_and_timeline():
+    job = echo.enqueue_with(args=["hello"], kwargs={"suffix": "!"})
+    job.wait(timeout=20)
+    assert job.successful()
+    assert job.result == {"echo": "hello!", "attempt": 1}
+    assert (job.attempts, job.progress, job.errors) == (1, 1.0, [])
+    assert job.started_at <= job.finished_at and job.runtime is not None
+    assert job.worker
+    assert kinds(job) == ["scheduled", "sent", "received", "started", "succeeded"]
+    assert BodyRun.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_a_duplicated_message_runs_the_body_once():
+    job = echo.enqueue("twice?")
+    job.wait(timeout=20)
+    done_before = worker_state.total_count.get("tests.echo", 0)
+    app.send_task("tests.echo", args=[job.pk], task_id=job.celery_task_id, queue=settings.JOB_BROKER_QUEUES["default"])
+    wait_until(lambda: worker_state.total_count.get("tests.echo", 0) > done_before, what="the duplicate handled")
+    assert BodyRun.objects.filter(job_id=job.pk).count() == 1
+    assert kinds(job).count("started") == 1
+
+
+def test_a_temporary_error_retries_an_hour_later_without_holding_the_broker(settings):
+    job = flaky.enqueue(2)
+    wait_until(lambda: Job.objects.get(pk=job.pk).state == State.RETRYING, what="the first attempt to fail")
+    job.refresh_from_db()
+    assert job.eta - job.modified_at == timedelta(hours=1)
+    assert job.published_at is None, "an attempt an hour away must wait in the database, not in the broker"
+    assert [error["type"] for error in job.errors] == ["tests.testapp.tasks.ProviderDown"]
+    assert job.errors[0]["retryable"] is True and "provider down on attempt 1" in job.errors[0]["traceback"]
+
+    assert publishing.dispatch_due() == 0
+    with time_machine.travel(job.eta - settings.JOB_ETA_HORIZON + timedelta(seconds=1)):
+        assert publishing.dispatch_due() == 1
+    job.refresh_from_db()
+    assert job.published_at is not None and job.state == State.RETRYING
+    # The attempt is published with its real ETA; bring it forward rather than wait out the hour.
+    Job.objects.filter(pk=job.pk).update(eta=timezone.now(), published_at=None)
+    assert publishing.dispatch_due() == 1
+
+    job.wait(timeout=20)
+    assert job.state == State.SUCCEEDED
+    assert job.result == 2
+    assert list(BodyRun.objects.filter(job_id=job.pk).values_list("attempt", flat=True)) == [1, 2]
+    assert "retried" in kinds(job)
+
+
+def test_the_last_attempt_fails_the_job_with_every_error_kept():
+    job = flaky.enqueue_with(args=[99], retry_delay=timedelta(seconds=0.2))
+    job.wait(timeout=30)
+    assert job.state == State.FAILED
+    assert [error["attempt"] for error in job.errors] == [1, 2, 3]
+    assert job.attempts == job.max_attempts == 3
+    assert BodyRun.objects.filter(job_id=job.pk).count() == 3
+    assert kinds(job).count("retried") == 2 and kinds(job)[-1] == "failed"
+
+
+def test_a_permanent_error_fails_at_once_without_a_retry():
+    job = broken.enqueue()
+    job.wait(timeout=20)
+    assert job.state == State.FAILED
+    assert job.attempts == 1 and job.max_attempts == 5
+    [error] = job.errors
+    assert error["type"] == "builtins.ValueError" and error["retryable"] is False
+    assert job.status_message == "ValueError: invalid input: retrying cannot help"
+    assert "retried" not in kinds(job)
+
+
+def test_a_body_that_finds_the_work_unneeded_ends_the_job_aborted_with_the_reason():
+    job = no_longer_needed.enqueue("alert was acknowledged")
+    job.wait(timeout=20)
+    assert job.state == State.ABORTED
+    assert job.status_message == "alert was acknowledged"
+    assert job.events.get(kind=EventKind.ABORTED).message == "alert was acknowledged"

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+
+from scheduler.lifecycle import TRANSITIONS, IllegalTransition, check_transition, transition
+from scheduler.models import FINAL_STATES, EventKind, Job, State
+from tests.factories import JobFactory
+
+LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
+ILLEGAL = [(source, target) for source in State for target in State if target not in TRANSITIONS[source]]
+
+
+def test_every_state_has_a_rule():
+    assert set(TRANSITIONS) == set(State)
+
+
+def test_final_states_lead_nowhere_except_a_failed_job_to_another_attempt():
+    for state in FINAL_STATES - {State.FAILED}:
+        assert TRANSITIONS[state] == frozenset()
+    assert TRANSITIONS[State.FAILED] == {State.SCHEDULED}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("source, target", LEGAL)
+def test_each_legal_transition_changes_the_row_and_appends_an_event(source, target):
+    job = JobFactory(state=source)
+    assert transition(job.pk, sources=[source], target=target, event=EventKind.SENT, hostname="w1", message="m")
+    job.refresh_from_db()
+    assert job.state == target
+    event = job.events.get()
+    assert (event.kind, event.hostname, event.message) == ("sent", "w1", "m")
+
+
+@pytest.mark.parametrize("source, target", ILLEGAL)
+def test_each_illegal_transition_raises(source, target):
+    with pytest.raises(IllegalTransition, match=f"from {source} to {target}"):
+        check_transition([source], target)
+
+
+@pytest.mark.django_db
+def test_an_illegal_transition_changes_nothing():
+    job = JobFactory(state=State.SUCCEEDED)
+    with pytest.raises(IllegalTransition):
+        transition(job.pk, sources=[State.SUCCEEDED], target=State.RUNNING, event=EventKind.STARTED)
+    job.refresh_from_db()
+    assert job.state == State.SUCCEEDED
+    assert not job.events.exists()
+
+
+@pytest.mark.django_db
+def test_a_transition_from_a_state_the_job_is_no_longer_in_is_refused_without_an_event():
+    job = JobFactory(state=State.CANCELLED)
+    claimed = transition(job.pk, sources=[State.QUEUED], target=State.RUNNING, event=EventKind.STARTED)
+    assert claimed is False
+    assert Job.objects.get(pk=job.pk).state == State.CANCELLED
+    assert not job.events.exists()
+
+
+@pytest.mark.django_db
+def test_extra_conditions_guard_the_update():
+    job = JobFactory(state=State.QUEUED, celery_task_id="current")
+    stale = transition(
+        job.pk,
+        sources=[State.QUEUED],
+        target=State.RUNNING,
+        event=EventKind.STARTED,
+        when={"celery_task_id": "earlier"},
+    )
+    assert stale is False
+    assert Job.objects.get(pk=job.pk).state == State.QUEUED

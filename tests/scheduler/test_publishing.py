@@ -1,0 +1,132 @@
+"""Publishing to a real broker, with no worker consuming, so the queue itself can be inspected."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connections, transaction
+from django.utils import timezone
+
+from scheduler import publishing
+from scheduler.models import EventKind, Job, State
+from tests.conftest import broker_down, purge_queues, queue_size
+from tests.testapp.tasks import echo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def empty_queues(broker):
+    purge_queues()
+    yield
+    purge_queues()
+
+
+def sent_events(job: Job) -> int:
+    return job.events.filter(kind=EventKind.SENT).count()
+
+
+def test_a_job_due_now_is_written_then_published(broker):
+    job = echo.enqueue("hi")
+    job.refresh_from_db()
+    assert job.state == State.QUEUED
+    assert job.published_at is not None and job.celery_task_id
+    assert [e.kind for e in job.events.all()] == ["scheduled", "sent"]
+    assert queue_size("default") == 1
+
+
+def test_a_job_beyond_the_horizon_waits_in_the_database(broker, settings):
+    job = echo.enqueue_with(args=["later"], eta=timezone.now() + settings.JOB_ETA_HORIZON + timedelta(seconds=5))
+    job.refresh_from_db()
+    assert job.state == State.SCHEDULED
+    assert job.published_at is None
+    assert queue_size("default") == 0
+
+
+def test_publishing_waits_for_the_commit(broker):
+    with transaction.atomic():
+        job = echo.enqueue("inside a transaction")
+        assert queue_size("default") == 0
+        assert Job.objects.get(pk=job.pk).published_at is None
+    assert queue_size("default") == 1
+    assert sent_events(job) == 1
+
+
+def test_a_rolled_back_transaction_publishes_nothing(broker):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        echo.enqueue("doomed")
+        raise RuntimeError("the request failed")
+    assert not Job.objects.exists()
+    assert queue_size("default") == 0
+
+
+def test_the_dispatcher_publishes_jobs_as_they_come_within_the_horizon(broker, settings):
+    eta = timezone.now() + timedelta(days=2)
+    job = echo.enqueue_with(args=["in two days"], eta=eta)
+    assert publishing.dispatch_due() == 0
+    with time_machine.travel(eta - settings.JOB_ETA_HORIZON - timedelta(seconds=1)):
+        assert publishing.dispatch_due() == 0
+    with time_machine.travel(eta - settings.JOB_ETA_HORIZON + timedelta(seconds=1)):
+        assert publishing.dispatch_due() == 1
+        assert publishing.dispatch_due() == 0
+    job.refresh_from_db()
+    assert job.state == State.QUEUED
+    assert queue_size("default") == 1
+    assert sent_events(job) == 1
+
+
+def test_two_dispatchers_at_once_publish_each_job_exactly_once(broker):
+    eta = timezone.now() + timedelta(days=1)
+    jobs = [echo.enqueue_with(args=[n], eta=eta) for n in range(40)]
+    start = threading.Barrier(2)
+    sent: list[int] = []
+
+    def dispatcher() -> None:
+        try:
+            start.wait()
+            with time_machine.travel(eta):
+                sent.append(publishing.dispatch_due(limit=1000))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(sent) == 40
+    assert queue_size("default") == 40
+    assert [sent_events(job) for job in jobs] == [1] * 40
+
+
+def test_the_same_work_enqueued_twice_is_one_job(broker):
+    first = echo.enqueue_with(args=["once"], unique_key="occurrence:7:2026-11-21T10:00Z")
+    second = echo.enqueue_with(args=["once"], unique_key="occurrence:7:2026-11-21T10:00Z")
+    assert first.pk == second.pk
+    assert Job.objects.count() == 1
+    assert queue_size("default") == 1
+
+
+def test_a_failed_publish_puts_the_job_back_for_the_dispatcher(broker):
+    with broker_down():
+        job = echo.enqueue("broker down")
+    job.refresh_from_db()
+    assert job.state == State.SCHEDULED
+    assert job.published_at is None
+    assert job.status_message.startswith("publishing failed, will try again")
+    assert publishing.dispatch_due() == 1
+    assert queue_size("default") == 1
+
+
+def test_arguments_must_be_json_values():
+    with pytest.raises(TypeError, match="arguments of tests.echo must be JSON values"):
+        echo.enqueue(object())
+    assert not Job.objects.exists()
+
+
+def test_eta_and_delay_together_are_refused():
+    with pytest.raises(ValueError, match="eta or delay"):
+        echo.enqueue_with(args=["x"], eta=timezone.now(), delay=timedelta(seconds=1))

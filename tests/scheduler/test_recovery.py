@@ -1,0 +1,104 @@
+"""Recovery with real worker processes: SIGKILL, SIGTERM, soft time limits and a purged queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from scheduler.models import EventKind, Job, State
+from scheduler.services import jobs_sweep
+from tests.conftest import kill_group, purge_queues, queue_size, wait_until
+from tests.testapp.models import BodyRun
+from tests.testapp.tasks import echo, holds_a_file, overruns, stalls_first
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def first_run(job: Job) -> BodyRun:
+    return wait_until(lambda: BodyRun.objects.filter(job_id=job.pk).first(), what="the body to start")
+
+
+def test_a_job_whose_worker_was_killed_is_recovered_by_the_sweep(worker_process, settings):
+    process = worker_process()
+    job = stalls_first.enqueue(60)
+    first_run(job)
+    kill_group(process, signal.SIGKILL)
+    job.refresh_from_db()
+    assert job.state == State.RUNNING
+
+    assert jobs_sweep().requeued == 0, "the lease has not expired yet"
+    with time_machine.travel(job.lease_expires_at + timedelta(seconds=1)):
+        report = jobs_sweep()
+    assert report.requeued == 1
+    job.refresh_from_db()
+    assert job.state == State.RETRYING
+    assert "stopped renewing the lease of attempt 1" in job.errors[0]["message"]
+
+    worker_process()
+    job.wait(timeout=60)
+    assert job.state == State.SUCCEEDED
+    assert job.result == 2
+    assert list(BodyRun.objects.filter(job_id=job.pk).values_list("attempt", flat=True)) == [1, 2]
+    assert job.events.filter(kind=EventKind.RECOVERED).exists()
+
+
+def test_a_killed_worker_fails_the_job_after_its_last_attempt(worker_process):
+    process = worker_process()
+    job = stalls_first.enqueue_with(args=[60], max_attempts=1)
+    first_run(job)
+    kill_group(process, signal.SIGKILL)
+    with time_machine.travel(Job.objects.get(pk=job.pk).lease_expires_at + timedelta(seconds=1)):
+        assert jobs_sweep().failed == 1
+    job.refresh_from_db()
+    assert job.state == State.FAILED
+    assert job.errors[-1]["type"] == "scheduler.services.WorkerLost"
+
+
+def test_a_purged_queue_is_recovered_by_the_sweep(broker, worker_process, settings):
+    purge_queues()
+    job = echo.enqueue("lost in a purge")
+    assert queue_size("default") == 1
+    purge_queues()
+    job.refresh_from_db()
+    assert job.state == State.QUEUED
+    lost_task_id = job.celery_task_id
+
+    assert jobs_sweep().republished == 0, "too early to call the message lost"
+    with time_machine.travel(timezone.now() + settings.JOB_UNCLAIMED_GRACE + timedelta(seconds=1)):
+        assert jobs_sweep().republished == 1
+    job.refresh_from_db()
+    assert job.celery_task_id != lost_task_id
+
+    worker_process()
+    job.wait(timeout=60)
+    assert job.state == State.SUCCEEDED
+    assert BodyRun.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_sigterm_becomes_a_recorded_error_after_clean_up_and_another_attempt_follows(worker_process, tmp_path):
+    worker_process()
+    held = tmp_path / "held"
+    job = holds_a_file.enqueue(str(held), 60)
+    run = first_run(job)
+    os.kill(run.pid, signal.SIGTERM)
+    job.wait(timeout=60)
+    assert job.state == State.SUCCEEDED and job.result == 2
+    [error] = job.errors
+    assert error["type"] == "scheduler.errors.WorkerTerminated" and error["retryable"] is True
+    assert held.read_text() == "opened, closed"
+
+
+def test_a_soft_time_limit_is_recorded_as_an_error_after_clean_up(worker_process, tmp_path):
+    worker_process()
+    held = tmp_path / "held"
+    job = overruns.enqueue(str(held))
+    job.wait(timeout=60)
+    assert job.state == State.FAILED
+    [error] = job.errors
+    assert error["type"].endswith(".SoftTimeLimitExceeded")
+    assert held.read_text() == "opened, closed"

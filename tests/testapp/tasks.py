@@ -1,0 +1,94 @@
+"""Tracked tasks used by the tests; each records its body's runs in ``BodyRun``."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from scheduler.tracked import tracked_task
+from tests.testapp.models import BodyRun
+
+
+class ProviderDown(Exception):
+    """Stands for a declared temporary error, such as a provider's 503."""
+
+
+def _record(job) -> None:
+    BodyRun.objects.create(job_id=job.id, attempt=job.attempt, pid=os.getpid())
+
+
+@tracked_task(name="tests.echo")
+def echo(job, value, *, suffix=""):
+    _record(job)
+    return {"echo": f"{value}{suffix}", "attempt": job.attempt}
+
+
+@tracked_task(name="tests.flaky", max_attempts=3, retry_delay=timedelta(hours=1), retry_on=(ProviderDown,))
+def flaky(job, succeed_on_attempt):
+    _record(job)
+    if job.attempt < succeed_on_attempt:
+        raise ProviderDown(f"provider down on attempt {job.attempt}")
+    return job.attempt
+
+
+@tracked_task(name="tests.broken", max_attempts=5, retry_on=(ProviderDown,))
+def broken(job):
+    _record(job)
+    raise ValueError("invalid input: retrying cannot help")
+
+
+@tracked_task(name="tests.no_longer_needed")
+def no_longer_needed(job, reason):
+    _record(job)
+    job.abort(reason)
+
+
+@tracked_task(name="tests.patient", max_attempts=2, retry_delay=timedelta(seconds=1))
+def patient(job, seconds):
+    """Works in small steps for up to ``seconds``, checking for cancellation between steps."""
+    _record(job)
+    deadline = time.monotonic() + seconds
+    step = 0
+    while time.monotonic() < deadline:
+        job.check()
+        step += 1
+        job.progress(min(1.0, step / (seconds * 20)), f"step {step}")
+        time.sleep(0.05)
+    return step
+
+
+@tracked_task(name="tests.stalls_first", max_attempts=2)
+def stalls_first(job, seconds):
+    """The first attempt works for ``seconds`` (long enough to be killed); later ones finish at once."""
+    _record(job)
+    if job.attempt == 1:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    return job.attempt
+
+
+def _hold_a_file(path: str, seconds: float) -> None:
+    """Keep a file open for ``seconds``; what it says at the end shows whether clean-up ran."""
+    with open(path, "w") as handle:
+        handle.write("opened")
+        handle.flush()
+        try:
+            time.sleep(seconds)
+        finally:
+            handle.write(", closed")
+
+
+@tracked_task(name="tests.overruns", soft_time_limit=0.5)
+def overruns(job, path):
+    _record(job)
+    _hold_a_file(path, 30)
+
+
+@tracked_task(name="tests.holds_a_file", max_attempts=2, retry_delay=timedelta(seconds=0.5))
+def holds_a_file(job, path, seconds):
+    _record(job)
+    if job.attempt == 1:
+        _hold_a_file(path, seconds)
+    return job.attempt
