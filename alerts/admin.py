@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from alerts import schedules, services
+from alerts.forms import AlertForm, schedule_errors, unsaved_alert
+from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
+from alerts.selectors import alert_due_times
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ("name", "phone", "email", "timezone", "is_active")
+    list_filter = ("is_active", "timezone")
+    search_fields = ("name", "phone", "email")
+
+
+def _due_times_html(alert: Alert, times) -> str:
+    if not times:
+        return "No occurrence to come."
+    return format_html(
+        "<ol class='occurrences'>{}</ol>",
+        format_html_join(
+            "",
+            "<li>{} <small>({} UTC)</small></li>",
+            (
+                (f"{schedules.wall_clock(t, alert.timezone):%a %Y-%m-%d %H:%M} {alert.timezone}", f"{t:%H:%M}")
+                for t in times
+            ),
+        ),
+    )
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    form = AlertForm
+    list_display = ("name", "state", "schedule_kind", "channel_list", "recipient_count", "next_due", "jobs_link")
+    list_filter = ("state", "schedule_kind", "send_sms", "send_email")
+    search_fields = ("name", "message")
+    filter_horizontal = ("recipients",)
+    readonly_fields = ("state", "next_occurrences", "links")
+    actions = ["send_now", "pause", "resume", "cancel", "duplicate"]
+    fieldsets = (
+        (None, {"fields": ("name", "message", ("send_sms", "send_email"), "recipients", "state", "links")}),
+        (
+            "Schedule",
+            {
+                "fields": (
+                    "timezone",
+                    "schedule_kind",
+                    ("send_at", "send_if_past"),
+                    "relative_base",
+                    "relative_spec",
+                    "crontab",
+                    ("interval_every", "interval_unit"),
+                    "starts_at",
+                    "expires_at",
+                    "next_occurrences",
+                ),
+                "description": "Times are read in the alert's timezone. The preview below follows your edits.",
+            },
+        ),  # fmt: skip
+        ("Retries", {"fields": ("max_attempts", "retry_delay")}),
+    )
+
+    class Media:
+        js = ("alerts/preview.js",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(recipients_count=Count("recipients", distinct=True))
+
+    @admin.display(description="channels")
+    def channel_list(self, alert: Alert) -> str:
+        return ", ".join(alert.channels)
+
+    @admin.display(description="recipients", ordering="recipients_count")
+    def recipient_count(self, alert: Alert) -> int:
+        return alert.recipients_count
+
+    @admin.display(description="next")
+    def next_due(self, alert: Alert) -> str:
+        times = alert_due_times(alert, count=1) if alert.state == "active" else []
+        return f"{schedules.wall_clock(times[0], alert.timezone):%Y-%m-%d %H:%M} {alert.timezone}" if times else "—"
+
+    @admin.display(description="jobs")
+    def jobs_link(self, alert: Alert) -> str:
+        return format_html("<a href='/jobs/?target=alerts.alert:{}'>jobs</a>", alert.pk)
+
+    @admin.display(description="next five occurrences")
+    def next_occurrences(self, alert: Alert) -> str:
+        times = alert_due_times(alert) if alert.pk and alert.state == "active" else []
+        return format_html("<div id='occurrence-preview'>{}</div>", _due_times_html(alert, times))
+
+    @admin.display(description="see also")
+    def links(self, alert: Alert) -> str:
+        if not alert.pk:
+            return "—"
+        deliveries = reverse("admin:alerts_delivery_changelist") + f"?occurrence__alert__id__exact={alert.pk}"
+        return format_html(
+            "<a href='/jobs/?target=alerts.alert:{}'>its jobs</a> · <a href='{}'>its deliveries</a>",
+            alert.pk,
+            deliveries,
+        )
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the recipients are saved: the jobs' labels count them.
+        services.alert_schedule_sync(alert=form.instance)
+
+    def get_urls(self):
+        preview = path("preview/", self.admin_site.admin_view(self.preview_view), name="alerts_alert_preview")
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The next five occurrences of the schedule being typed, before it is saved."""
+        form = AlertForm(request.GET)
+        errors = schedule_errors(form)
+        times = []
+        alert = None
+        if not errors:
+            alert = unsaved_alert(form)
+            try:
+                times = alert_due_times(alert, after=timezone.now())
+            except schedules.ScheduleError as exc:
+                errors = {"schedule": [str(exc)]}
+        return TemplateResponse(
+            request,
+            "admin/alerts/alert/preview.html",
+            {"errors": errors, "times_html": _due_times_html(alert, times) if alert else ""},
+        )
+
+    def _each(self, request, queryset, action, done: str) -> None:
+        count = 0
+        for alert in queryset:
+            try:
+                if action(alert=alert) is not False:
+                    count += 1
+            except services.AlertNotActive as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(request, f"{done}: {count} alert(s).", messages.SUCCESS)
+
+    @admin.action(description="Send selected alerts now")
+    def send_now(self, request, queryset) -> None:
+        self._each(request, queryset, services.alert_send_now, "Sending now")
+
+    @admin.action(description="Pause selected alerts")
+    def pause(self, request, queryset) -> None:
+        self._each(request, queryset, services.alert_pause, "Paused")
+
+    @admin.action(description="Resume selected alerts")
+    def resume(self, request, queryset) -> None:
+        self._each(request, queryset, services.alert_resume, "Resumed")
+
+    @admin.action(description="Cancel selected alerts and their pending jobs")
+    def cancel(self, request, queryset) -> None:
+        jobs = sum(services.alert_cancel(alert=alert) for alert in queryset)
+        self.message_user(request, f"Cancelled {queryset.count()} alert(s) and {jobs} pending job(s).")
+
+    @admin.action(description="Duplicate selected alerts (the copies start paused)")
+    def duplicate(self, request, queryset) -> None:
+        self._each(request, queryset, services.alert_duplicate, "Duplicated")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("occurrence", "contact", "channel", "state", "provider_id", "attempts", "modified_at", "job_link")
+    list_filter = ("state", "channel")
+    search_fields = ("provider_id", "contact__name", "occurrence__alert__name", "address")
+    list_select_related = ("occurrence__alert", "contact")
+
+    @admin.display(description="job")
+    def job_link(self, delivery: Delivery) -> str:
+        if not delivery.job_id:
+            return "—"
+        return format_html("<a href='/jobs/{}/'>job {}</a>", delivery.job_id, delivery.job_id)
+
+
+@admin.register(SmsSinkMessage)
+class SmsSinkMessageAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "to", "sender", "body")
+    search_fields = ("to", "body")

@@ -1,0 +1,58 @@
+"""The one interface every delivery channel implements, and the one error type they raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+
+class DeliveryError(Exception):
+    """A message could not be handed to the provider.
+
+    ``permanent`` says whether a retry can help: an invalid number stays invalid (permanent), a provider
+    that is down or rate limiting us may answer in an hour (temporary). ``code`` is the provider's own code
+    (Twilio's error code, the SMTP reply code) or a short word for failures below the protocol
+    ("read-timeout", "connection-error"), kept for the delivery record.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: str | int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+
+    def __repr__(self) -> str:
+        return f"DeliveryError({self.message!r}, permanent={self.permanent}, code={self.code!r})"
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What the provider accepted: its id for the message (Twilio's SID, the email's Message-ID)."""
+
+    provider_id: str
+    # True when the message went to a local sink instead of a real provider, so the job page can say so.
+    via_sink: bool = False
+    note: str = ""
+
+
+class Channel:
+    """A way to deliver a message: one subclass per provider, each in its own module.
+
+    ``send`` returns once the provider has accepted the message, or raises ``DeliveryError``. It must be
+    called outside any transaction that records the outcome: if that commit failed after the provider
+    accepted, a retry would deliver twice.
+    """
+
+    name: ClassVar[str] = ""
+
+    def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
+        raise NotImplementedError
+
+    def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
+        """The provider's id of a message to ``to`` beginning with ``body_start`` accepted since ``since``.
+
+        Asked before resending after an answer that never came: the provider may have accepted the
+        message anyway. ``None`` when nothing was found, or when the provider cannot be asked.
+        """
+        return None

@@ -1,0 +1,78 @@
+"""A few contacts and alerts of each kind, one due within a minute, so `make run` shows something real."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from alerts import services
+from alerts.models import Alert, Contact, ScheduleKind
+from alerts.schedules import parse_relative
+
+PREFIX = "Demo: "
+
+
+class Command(BaseCommand):
+    help = "Create demo contacts and alerts (once, relative, crontab, interval); run it again to refresh them."
+
+    def handle(self, *args, **options) -> None:
+        now = timezone.now()
+        with transaction.atomic():
+            for alert in Alert.objects.filter(name__startswith=PREFIX):
+                services.alert_cancel(alert=alert)
+                alert.delete()
+            ada, _ = Contact.objects.update_or_create(
+                name="Ada (demo)",
+                defaults={"phone": "+14155550100", "email": "ada@example.com", "timezone": "Europe/London"},
+            )
+            grace, _ = Contact.objects.update_or_create(
+                name="Grace (demo)",
+                defaults={"phone": "+14155550101", "email": "grace@example.com", "timezone": "America/New_York"},
+            )
+            relative_spec = "+1 day at 09:00"
+            specs = [
+                dict(
+                    name="Server room too hot",
+                    schedule_kind=ScheduleKind.ONCE,
+                    send_at=now + timedelta(seconds=15),
+                    send_email=True,
+                    message="Hi {{ contact.name }}, the server room is above 30°C.",
+                ),
+                dict(
+                    name="Renew the certificate",
+                    schedule_kind=ScheduleKind.RELATIVE,
+                    relative_spec=relative_spec,
+                    relative_base=now,
+                    send_at=parse_relative(relative_spec).resolve(now, Alert().timezone),
+                    message="{{ contact.name }}: the TLS certificate expires soon.",
+                ),
+                dict(
+                    name="Weekday stand-up",
+                    schedule_kind=ScheduleKind.CRONTAB,
+                    crontab="0 9 * * mon-fri",
+                    timezone="Europe/Paris",
+                    message="Stand-up in 10 minutes, {{ contact.name }}.",
+                ),
+                dict(
+                    name="Check the backups",
+                    schedule_kind=ScheduleKind.INTERVAL,
+                    interval_every=6,
+                    interval_unit="hours",
+                    starts_at=now + timedelta(minutes=2),
+                    message="{{ contact.name }}, please check last night's backups.",
+                ),
+            ]
+            for spec in specs:
+                alert = Alert.objects.create(**{**spec, "name": PREFIX + spec["name"]})
+                alert.recipients.set([ada, grace])
+                services.alert_schedule_sync(alert=alert)
+        sms = (
+            "SMS go to Twilio" if settings.TWILIO_ACCOUNT_SID else "SMS go to the local sink (Twilio is not configured)"
+        )
+        self.stdout.write(
+            self.style.SUCCESS(f"Created {len(specs)} demo alerts; the first is due in 15 seconds. {sms}; see /jobs.")
+        )

@@ -1,0 +1,231 @@
+"""Contacts, alerts with their schedule, occurrences and delivery records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+from timezone_field import TimeZoneField
+
+from alerts import validators
+
+
+class Contact(models.Model):
+    name = models.CharField(max_length=200)
+    phone = validators.PhoneNumberField(
+        max_length=20,
+        blank=True,
+        help_text="In international form, e.g. +44 20 7946 0958; stored as E.164 (+442079460958).",
+    )
+    email = models.EmailField(blank=True)
+    timezone = TimeZoneField(default="UTC", help_text="IANA name, e.g. Europe/Paris.")
+    is_active = models.BooleanField(default=True, help_text="Inactive contacts receive nothing.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["phone"], name="contact_phone")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleKind(models.TextChoices):
+    ONCE = "once", "Once, at a date and time"
+    RELATIVE = "relative", "At a relative time"
+    CRONTAB = "crontab", "Recurring: crontab"
+    INTERVAL = "interval", "Recurring: every interval"
+
+
+class AlertState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    COMPLETED = "completed", "Completed"
+
+
+class IntervalUnit(models.TextChoices):
+    MINUTES = "minutes", "minutes"
+    HOURS = "hours", "hours"
+    DAYS = "days", "days"
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class Alert(models.Model):
+    name = models.CharField(max_length=200)
+    message = models.TextField(
+        validators=[validators.validate_message_template],
+        help_text="A Django template; {{ contact.name }} and {{ alert.name }} are available. "
+        "E.g. “Hi {{ contact.name }}, the server room is above 30°C.”",
+    )
+    send_sms = models.BooleanField("SMS", default=True)
+    send_email = models.BooleanField("email", default=False)
+    recipients = models.ManyToManyField(Contact, related_name="alerts")
+    timezone = TimeZoneField(
+        default="UTC", help_text="Times of the schedule are read in this zone (IANA name), e.g. Europe/Paris."
+    )
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.ACTIVE)
+
+    schedule_kind = models.CharField("schedule", max_length=16, choices=ScheduleKind.choices)
+    send_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Once: the moment to send, stored in UTC (entered in the alert's timezone).",
+    )
+    relative_base = models.DateTimeField(
+        null=True, blank=True, help_text="Relative: the time the spec counts from; empty means when saved."
+    )
+    relative_spec = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Relative: e.g. “+1 month -1 week at 10:00”, “+2 days”, “+48 hours”, “+90 minutes”.",
+    )
+    crontab = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Recurring: minute hour day-of-month month day-of-week, in the alert's timezone. "
+        "E.g. “0 9 * * mon-fri” (9:00 on weekdays), “*/15 * * * *”, “30 8 1 * *”.",
+    )
+    interval_every = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Recurring: e.g. 6 (with hours)."
+    )
+    interval_unit = models.CharField(max_length=8, choices=IntervalUnit.choices, blank=True)
+    starts_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Interval: the first occurrence; the next ones follow every interval (empty: when saved).",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Nothing is sent after this moment.")
+
+    max_attempts = models.PositiveIntegerField(
+        default=24, validators=[MinValueValidator(1)], help_text="Attempts per delivery, e.g. 24."
+    )
+    retry_delay = models.DurationField(
+        default=timedelta(hours=1), help_text="Between attempts, e.g. 01:00:00 for an hour."
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(send_sms=True) | models.Q(send_email=True), name="alert_has_a_channel"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def channels(self) -> list[str]:
+        return [c for c, on in ((Channel.SMS, self.send_sms), (Channel.EMAIL, self.send_email)) if on]
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.schedule_kind in (ScheduleKind.CRONTAB, ScheduleKind.INTERVAL)
+
+    def abort_reason(self, now) -> str | None:
+        """Why nothing should be sent for this alert now, or ``None`` if it should."""
+        if self.state != AlertState.ACTIVE:
+            return f"alert is {self.state}"
+        if self.expires_at is not None and self.expires_at <= now:
+            return f"alert expired at {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        return None
+
+
+class Occurrence(models.Model):
+    """One due time of an alert; its identity makes each occurrence deliverable once."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="occurrences")
+    scheduled_for = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "scheduled_for"], name="occurrence_once_per_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert} at {self.scheduled_for:%Y-%m-%d %H:%M} UTC"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    UNDELIVERED = "undelivered", "Undelivered"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Delivery(models.Model):
+    """One message of one occurrence to one contact on one channel: claimed before sending, sent once."""
+
+    occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    address = models.CharField(max_length=254, blank=True, help_text="The phone number or email it went to.")
+    provider_id = models.CharField(max_length=100, blank=True, help_text="Twilio's message SID, or Message-ID.")
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Set when a send got no answer (a read timeout): the provider may have accepted the message, so the
+    # next attempt asks it before sending again.
+    unanswered_since = models.DateTimeField(null=True, blank=True)
+    job = models.ForeignKey(
+        "scheduler.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["occurrence", "contact", "channel"], name="delivery_once"),
+        ]
+        indexes = [models.Index(fields=["provider_id"], name="delivery_provider_id")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.contact} ({self.state})"
+
+
+class SmsSinkMessage(models.Model):
+    """An SMS that went nowhere because Twilio is not configured: the local sink of `make run`."""
+
+    to = models.CharField(max_length=32)
+    sender = models.CharField(max_length=32, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "SMS in the local sink"
+        verbose_name_plural = "SMS in the local sink"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"to {self.to} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SendSlot(models.Model):
+    """The next free sending moment of one sending number: a rate limit shared by every worker."""
+
+    sender = models.CharField(max_length=64, unique=True)
+    next_free_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.sender}: free at {self.next_free_at:%H:%M:%S.%f}"

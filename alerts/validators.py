@@ -1,0 +1,61 @@
+"""Validation of what admins type: phone numbers and message templates."""
+
+from __future__ import annotations
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.template import Context, Engine, TemplateSyntaxError
+
+# Messages are plain text (SMS and text email): no HTML escaping of names like "O'Brien & Sons".
+MESSAGE_ENGINE = Engine(autoescape=False)
+
+
+def normalize_phone(value: str) -> str:
+    """Return ``value`` in E.164 (``+442079460958``), or raise ``ValidationError`` saying what is wrong."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(
+            "Enter the number in international form, starting with + and the country code, e.g. +44 20 7946 0958.",
+            code="invalid_phone",
+        ) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(f"{value} is not a valid phone number.", code="invalid_phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class PhoneNumberField(models.CharField):
+    """A phone number, validated and stored in E.164."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return value
+        return normalize_phone(value)
+
+
+class _SampleContact:
+    name = "Ada Lovelace"
+    phone = "+442079460958"
+    email = "ada@example.com"
+
+
+class _SampleAlert:
+    name = "Sample alert"
+
+
+def render_message(template: str, **context: object) -> str:
+    return MESSAGE_ENGINE.from_string(template).render(Context(context))
+
+
+def validate_message_template(value: str) -> None:
+    """A template error is a form error now, not a failure at send time."""
+    try:
+        rendered = render_message(value, contact=_SampleContact(), alert=_SampleAlert())
+    except TemplateSyntaxError as exc:
+        raise ValidationError(f"The message is not a valid template: {exc}", code="invalid_template") from None
+    except Exception as exc:
+        raise ValidationError(f"The message fails to render: {exc}", code="invalid_template") from None
+    if not rendered.strip():
+        raise ValidationError("The message renders to nothing.", code="empty_message")

@@ -1,0 +1,98 @@
+"""Public endpoints: the acknowledgement link, and Twilio's webhooks (signed by Twilio)."""
+
+from __future__ import annotations
+
+import logging
+from xml.sax.saxutils import escape
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+from twilio.request_validator import RequestValidator
+
+from alerts import services
+from alerts.delivery import ACK_SALT
+from alerts.models import Alert, AlertState
+from alerts.selectors import contact_by_phone, latest_sms_delivery_to
+from alerts.validators import normalize_phone
+
+logger = logging.getLogger(__name__)
+
+ACK_LINK_MAX_AGE = 60 * 60 * 24 * 30
+ACK_WORDS = {"ACK", "OK", "ACKNOWLEDGE"}
+
+
+@require_http_methods(["GET", "POST"])
+def acknowledge(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows the alert and a button; only the POST acknowledges.
+
+    Messaging apps open links to build previews; a GET that acknowledged would let a preview robot
+    silence an alert nobody has read.
+    """
+    try:
+        payload = signing.loads(token, salt=ACK_SALT, max_age=ACK_LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        return render(request, "alerts/acknowledge.html", {"problem": "This link has expired."}, status=410)
+    except signing.BadSignature:
+        return render(request, "alerts/acknowledge.html", {"problem": "This link is not valid."}, status=404)
+    alert = get_object_or_404(Alert, pk=payload["a"])
+    done = False
+    if request.method == "POST":
+        done = services.alert_acknowledge(alert=alert, by=f"contact {payload['c']} via link")
+        alert.refresh_from_db()
+    context = {"alert": alert, "done": done, "acknowledged": alert.state == AlertState.ACKNOWLEDGED}
+    return render(request, "alerts/acknowledge.html", context)
+
+
+def twilio_signature_is_valid(request: HttpRequest) -> bool:
+    """Twilio signs each webhook with the account's auth token over the public URL and the form."""
+    token = settings.TWILIO_AUTH_TOKEN
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token or not signature:
+        return False
+    url = settings.PUBLIC_BASE_URL + request.get_full_path()
+    return RequestValidator(token).validate(url, request.POST.dict(), signature)
+
+
+def _twiml(message: str | None = None) -> HttpResponse:
+    body = f"<Message>{escape(message)}</Message>" if message else ""
+    return HttpResponse(f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>', content_type="text/xml")
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request: HttpRequest) -> HttpResponse:
+    """Twilio's status callback for a message we sent: queued, sent, delivered, undelivered, failed."""
+    if not twilio_signature_is_valid(request):
+        logger.warning("refused a status callback with a missing or wrong signature")
+        return HttpResponseForbidden("invalid signature")
+    services.delivery_status_update(
+        provider_id=request.POST.get("MessageSid", ""),
+        status=request.POST.get("MessageStatus", ""),
+        error_code=request.POST.get("ErrorCode", ""),
+    )
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound(request: HttpRequest) -> HttpResponse:
+    """An SMS to our number: “ACK” acknowledges the last alert sent to that phone."""
+    if not twilio_signature_is_valid(request):
+        logger.warning("refused an inbound SMS webhook with a missing or wrong signature")
+        return HttpResponseForbidden("invalid signature")
+    if request.POST.get("Body", "").strip().upper() not in ACK_WORDS:
+        return _twiml("Reply ACK to acknowledge the last alert we sent you.")
+    try:
+        contact = contact_by_phone(normalize_phone(request.POST.get("From", "")))
+    except Exception:
+        contact = None
+    delivery = latest_sms_delivery_to(contact) if contact else None
+    if delivery is None:
+        return _twiml("We have no alert for this number.")
+    alert = delivery.occurrence.alert
+    services.alert_acknowledge(alert=alert, by=f"SMS reply from contact {contact.pk}")
+    return _twiml(f"Acknowledged: {alert.name}. No more reminders for it.")

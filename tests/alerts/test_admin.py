@@ -1,0 +1,171 @@
+"""The admin: what an admin types is validated with clear errors, and the schedule is previewed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.contrib.auth import get_user_model
+from django_celery_beat.models import PeriodicTask
+
+from alerts.models import Alert, AlertState, Contact, ScheduleKind
+from scheduler.models import Job, State
+from tests.alerts.factories import AlertFactory, ContactFactory
+
+pytestmark = pytest.mark.django_db
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+    return client
+
+
+def alert_form(**overrides) -> dict:
+    contact = overrides.pop("contact", None) or ContactFactory()
+    data = {
+        "name": "Server room too hot",
+        "message": "Hi {{ contact.name }}, the server room is above 30°C.",
+        "send_sms": "on",
+        "recipients": [contact.pk],
+        "timezone": "Europe/Paris",
+        "schedule_kind": ScheduleKind.ONCE,
+        "send_at_0": "2026-11-22",
+        "send_at_1": "09:00",
+        "max_attempts": "24",
+        "retry_delay": "01:00:00",
+    }
+    data.update(overrides)
+    return data
+
+
+def errors_of(response) -> dict:
+    return response.context["adminform"].form.errors
+
+
+def test_a_phone_number_that_does_not_parse_is_a_form_error_naming_the_field(admin_client):
+    response = admin_client.post(
+        "/admin/alerts/contact/add/", {"name": "Bob", "phone": "12345", "timezone": "UTC", "is_active": "on"}
+    )
+    assert "Enter the number in international form" in errors_of(response)["phone"][0]
+    assert not Contact.objects.exists()
+
+
+def test_phone_numbers_are_stored_in_e164(admin_client):
+    response = admin_client.post(
+        "/admin/alerts/contact/add/",
+        {"name": "Ada", "phone": "+44 20 7946 0958", "timezone": "Europe/London", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    assert Contact.objects.get().phone == "+442079460958"
+
+
+def test_a_template_error_in_the_message_is_a_form_error(admin_client):
+    response = admin_client.post("/admin/alerts/alert/add/", alert_form(message="Hi {{ contact.name|nosuchfilter }}"))
+    assert "The message is not a valid template" in errors_of(response)["message"][0]
+    assert not Alert.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_once_alert_is_read_in_its_timezone_and_enqueued(admin_client):
+    response = admin_client.post("/admin/alerts/alert/add/", alert_form())
+    assert response.status_code == 302, errors_of(response)
+    alert = Alert.objects.get()
+    assert alert.send_at == datetime(2026, 11, 22, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+    [job] = Job.objects.all()
+    assert (job.task_name, job.eta, job.state) == ("alerts.deliver_sms", alert.send_at, State.SCHEDULED)
+    assert job.label == "Server room too hot · sms · 1 recipient"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_time_in_the_past_is_refused_unless_sending_now_is_asked_for(admin_client):
+    past = alert_form(send_at_0="2026-11-21", send_at_1="08:00")
+    response = admin_client.post("/admin/alerts/alert/add/", past)
+    assert "This time has passed (2026-11-21 08:00 in Europe/Paris)" in errors_of(response)["send_at"][0]
+    assert not Alert.objects.exists()
+    response = admin_client.post("/admin/alerts/alert/add/", {**past, "send_if_past": "on"})
+    assert response.status_code == 302
+    assert Alert.objects.get().send_at == NOW
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_relative_spec_is_resolved_from_its_base(admin_client):
+    data = alert_form(schedule_kind=ScheduleKind.RELATIVE, relative_spec="+1 month -1 week at 10:00")
+    data.update(relative_base_0="2026-11-21", relative_base_1="15:00")
+    assert admin_client.post("/admin/alerts/alert/add/", data).status_code == 302
+    assert Alert.objects.get().send_at == datetime(2026, 12, 14, 9, 0, tzinfo=UTC)
+
+
+def test_an_unreadable_relative_spec_says_what_was_expected(admin_client):
+    response = admin_client.post(
+        "/admin/alerts/alert/add/", alert_form(schedule_kind=ScheduleKind.RELATIVE, relative_spec="next tuesday")
+    )
+    assert "Could not read “next tuesday”; expected one or more terms" in errors_of(response)["relative_spec"][0]
+
+
+def test_an_invalid_crontab_field_is_named(admin_client):
+    response = admin_client.post(
+        "/admin/alerts/alert/add/", alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="0 25 * * *")
+    )
+    assert "The hour field “25”" in errors_of(response)["crontab"][0]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_recurring_alert_gets_a_beat_entry_in_its_timezone_and_its_first_occurrence(admin_client):
+    data = alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="30 8 * * mon-fri", send_email="on")
+    assert admin_client.post("/admin/alerts/alert/add/", data).status_code == 302
+    alert = Alert.objects.get()
+    task = PeriodicTask.objects.get(pk=alert.periodic_task_id)
+    assert (task.task, task.enabled, str(task.crontab.timezone)) == ("alerts.recurring_tick", True, "Europe/Paris")
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "8", "mon-fri")
+    jobs = Job.objects.order_by("task_name")
+    assert [j.task_name for j in jobs] == ["alerts.deliver_email", "alerts.deliver_sms"]
+    assert {j.eta for j in jobs} == {datetime(2026, 11, 23, 7, 30, tzinfo=UTC)}  # Monday 08:30 in Paris
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_change_page_shows_the_next_five_occurrences_in_the_alert_timezone(admin_client):
+    alert = AlertFactory(schedule_kind=ScheduleKind.INTERVAL, send_at=None, interval_every=6, interval_unit="hours",
+                         starts_at=datetime(2026, 11, 21, 13, 0, tzinfo=UTC), timezone="Europe/Paris")  # fmt: skip
+    page = admin_client.get(f"/admin/alerts/alert/{alert.pk}/change/").content.decode()
+    for expected in [
+        "2026-11-21 14:00",
+        "2026-11-21 20:00",
+        "2026-11-22 02:00",
+        "2026-11-22 08:00",
+        "2026-11-22 14:00",
+    ]:
+        assert expected in page
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_preview_shows_occurrences_before_saving_and_errors_for_a_bad_schedule(admin_client):
+    data = alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="0 9 * * *")
+    data["recipients"] = []
+    page = admin_client.get("/admin/alerts/alert/preview/", data).content.decode()
+    assert page.count("<li>") == 5 and "Sun 2026-11-22 09:00 Europe/Paris" in page
+    bad = admin_client.get("/admin/alerts/alert/preview/", {**data, "crontab": "0 9 * *"}).content.decode()
+    assert "got 4 field(s)" in bad
+    assert not Alert.objects.exists()
+
+
+def test_pause_resume_cancel_and_duplicate_actions(admin_client):
+    alert = AlertFactory(schedule_kind=ScheduleKind.CRONTAB, send_at=None, crontab="0 9 * * *")
+    changelist = "/admin/alerts/alert/"
+    admin_client.post(changelist, {"action": "pause", "_selected_action": [alert.pk]})
+    alert.refresh_from_db()
+    assert alert.state == AlertState.PAUSED
+    admin_client.post(changelist, {"action": "resume", "_selected_action": [alert.pk]})
+    alert.refresh_from_db()
+    assert alert.state == AlertState.ACTIVE and alert.periodic_task.enabled
+    admin_client.post(changelist, {"action": "duplicate", "_selected_action": [alert.pk]})
+    copy = Alert.objects.exclude(pk=alert.pk).get()
+    assert (copy.name, copy.state, list(copy.recipients.all())) == (
+        f"{alert.name} (copy)", AlertState.PAUSED, list(alert.recipients.all()),
+    )  # fmt: skip
+    admin_client.post(changelist, {"action": "cancel", "_selected_action": [alert.pk]})
+    alert.refresh_from_db()
+    assert alert.state == AlertState.CANCELLED and not alert.periodic_task.enabled
+    assert not Job.objects.filter(target_id=str(alert.pk), state__in=["scheduled", "queued"]).exists()

@@ -1,0 +1,258 @@
+"""The delivery channels against local fakes: real HTTP to a fake Twilio API, real SMTP to aiosmtpd."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from alerts.channels import (
+    DeliveryError,
+    DjangoEmail,
+    LocalSmsSink,
+    SentMessage,
+    TwilioSms,
+    email_channel,
+    sms_channel,
+)
+from alerts.channels.sms import SINK_NOTE, BaseUrlHttpClient
+from tests.alerts.conftest import TWILIO_FROM_NUMBER
+from tests.fakes.smtp import free_port
+
+TO = "+14155550123"
+
+
+def send_sms(body: str = "Disk almost full") -> SentMessage:
+    return sms_channel().send(to=TO, body=body)
+
+
+# --- SMS through Twilio ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_sms_reaches_the_twilio_api_through_the_official_sdk(fake_twilio, settings):
+    channel = sms_channel()
+    assert isinstance(channel, TwilioSms)
+
+    sent = channel.send(to=TO, body="Hi Ada, the backup failed", subject="ignored for SMS")
+
+    [received] = fake_twilio.messages
+    assert (received.to, received.from_, received.body) == (TO, TWILIO_FROM_NUMBER, "Hi Ada, the backup failed")
+    assert received.status_callback == f"{settings.PUBLIC_BASE_URL}/alerts/twilio/status"
+    assert sent.provider_id == received.sid
+    assert sent.provider_id.startswith("SM") and len(sent.provider_id) == 34
+    assert not sent.via_sink
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", [21211, 21614], ids=["invalid-number", "not-a-mobile"])
+def test_an_invalid_or_non_mobile_number_is_a_permanent_error(fake_twilio, code):
+    fake_twilio.fail_next(status=400, code=code)
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert caught.value.permanent
+    assert caught.value.code == code
+    assert str(code) in str(caught.value) and "HTTP 400" in str(caught.value)
+    assert fake_twilio.messages == []
+    assert fake_twilio.failed_count == 1
+
+
+@pytest.mark.django_db
+def test_other_client_errors_are_permanent(fake_twilio):
+    fake_twilio.fail_next(status=400, code=21610, message="Attempt to send to unsubscribed recipient")
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert caught.value.permanent
+    assert "unsubscribed recipient" in str(caught.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(429, 20429), (429, None), (500, None), (503, None)],
+    ids=["too-many-requests", "http-429", "server-error", "unavailable"],
+)
+def test_rate_limiting_and_server_errors_are_temporary(fake_twilio, status, code):
+    fake_twilio.fail_next(status=status, code=code)
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert not caught.value.permanent
+    assert f"HTTP {status}" in str(caught.value)
+    assert fake_twilio.messages == []
+
+
+@pytest.mark.django_db
+def test_a_retry_after_a_temporary_error_sends_exactly_once(fake_twilio, settings):
+    # A fast limit, so the second send (same number) does not wait the default second.
+    settings.SMS_PER_SECOND_PER_NUMBER = 100
+    fake_twilio.fail_next(status=500)
+    with pytest.raises(DeliveryError):
+        send_sms("the disk is full")
+
+    sent = send_sms("the disk is full")
+
+    assert [message.sid for message in fake_twilio.messages] == [sent.provider_id]
+    assert fake_twilio.failed_count == 1
+
+
+@pytest.mark.django_db
+def test_a_hung_provider_is_a_temporary_error_after_the_client_timeout(fake_twilio, settings):
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    fake_twilio.hang_next(30)
+
+    started = time.monotonic()
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert time.monotonic() - started < 10
+    assert not caught.value.permanent
+    assert caught.value.code == "read-timeout"
+
+
+@pytest.mark.django_db
+def test_wrong_credentials_are_a_permanent_error(fake_twilio, settings):
+    settings.TWILIO_AUTH_TOKEN = "not-the-token"
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert caught.value.permanent
+    assert caught.value.code == 20003
+    assert "HTTP 401" in str(caught.value)
+    assert fake_twilio.messages == []
+
+
+@pytest.mark.django_db
+def test_an_unreachable_provider_is_a_temporary_error(fake_twilio, settings):
+    settings.TWILIO_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert not caught.value.permanent
+    assert caught.value.code == "connection-error"
+
+
+@pytest.mark.django_db
+def test_sms_to_one_number_are_spaced_by_the_rate_limit(fake_twilio, settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 10
+
+    started = time.monotonic()
+    for index in range(3):
+        send_sms(f"message {index}")
+
+    # Three sends at 10 per second: the second waits ~0.1 s, the third ~0.2 s after the first. Only the
+    # lower bound is asserted; a slow machine makes it longer, never shorter.
+    assert time.monotonic() - started >= 0.2 - 0.01
+    assert len(fake_twilio.messages) == 3
+
+
+def test_the_base_url_replaces_twilios_host_and_keeps_a_path_prefix():
+    client = BaseUrlHttpClient("http://127.0.0.1:8081/twilio/")
+
+    rebased = client.rebase("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?PageSize=2")
+
+    assert rebased == "http://127.0.0.1:8081/twilio/2010-04-01/Accounts/AC1/Messages.json?PageSize=2"
+
+
+# --- SMS into the local sink ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("missing", ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"])
+def test_without_a_complete_twilio_configuration_sms_go_to_the_local_sink(fake_twilio, settings, missing):
+    from alerts.models import SendSlot, SmsSinkMessage
+
+    setattr(settings, missing, "")
+    channel = sms_channel()
+    assert isinstance(channel, LocalSmsSink)
+
+    sent = channel.send(to=TO, body="Hi Ada")
+    sent_again = channel.send(to=TO, body="Hi again")
+
+    record = SmsSinkMessage.objects.get(body="Hi Ada")
+    assert (record.to, record.sender) == (TO, settings.TWILIO_FROM_NUMBER)
+    assert sent.provider_id == f"sink-{record.pk}"
+    assert sent.via_sink and sent.note == SINK_NOTE
+    assert sent_again.provider_id != sent.provider_id
+    assert fake_twilio.messages == []
+    # Nothing real is sent, so nothing is rate limited.
+    assert not SendSlot.objects.exists()
+
+
+# --- Email ----------------------------------------------------------------------------------------------
+
+
+def test_an_email_reaches_the_smtp_server(fake_smtp, settings):
+    channel = email_channel()
+    assert isinstance(channel, DjangoEmail)
+
+    sent = channel.send(to="ada@example.com", subject="Backup failed", body="Hi Ada,\nthe backup failed.")
+
+    [received] = fake_smtp.messages
+    assert received.rcpt_tos == ["ada@example.com"]
+    assert received.mail_from == settings.DEFAULT_FROM_EMAIL
+    assert received.message["Subject"] == "Backup failed"
+    assert received.message["To"] == "ada@example.com"
+    assert received.message.get_content().strip() == "Hi Ada,\nthe backup failed."
+    assert received.message["Message-ID"] == sent.provider_id
+    assert not sent.via_sink
+
+
+def test_the_message_id_uses_the_senders_domain(fake_smtp, settings):
+    settings.DEFAULT_FROM_EMAIL = "Alerts <alerts@example.org>"
+
+    sent = email_channel().send(to="ada@example.com", subject="s", body="b")
+
+    assert sent.provider_id.startswith("<") and sent.provider_id.endswith("@example.org>")
+    assert fake_smtp.messages[0].message["From"] == "Alerts <alerts@example.org>"
+
+
+def test_a_refused_recipient_is_a_permanent_error(fake_smtp):
+    fake_smtp.refuse_next_recipient(550)
+
+    with pytest.raises(DeliveryError) as caught:
+        email_channel().send(to="nobody@example.com", subject="s", body="b")
+
+    assert caught.value.permanent
+    assert caught.value.code == 550
+    assert "550" in str(caught.value) and "nobody@example.com" in str(caught.value)
+    assert fake_smtp.messages == []
+
+
+def test_a_recipient_deferred_with_a_4xx_code_is_a_temporary_error(fake_smtp):
+    fake_smtp.refuse_next_recipient(451)
+
+    with pytest.raises(DeliveryError) as caught:
+        email_channel().send(to="ada@example.com", subject="s", body="b")
+
+    assert not caught.value.permanent
+    assert caught.value.code == 451
+    assert fake_smtp.messages == []
+
+
+def test_an_smtp_server_that_is_down_is_a_temporary_error(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = free_port()  # nothing listens there
+    settings.EMAIL_TIMEOUT = 5
+
+    with pytest.raises(DeliveryError) as caught:
+        email_channel().send(to="ada@example.com", subject="s", body="b")
+
+    assert not caught.value.permanent
+    assert caught.value.code == "connection-error"
+
+
+def test_an_address_with_a_newline_is_a_permanent_error(fake_smtp):
+    with pytest.raises(DeliveryError) as caught:
+        email_channel().send(to="ada@example.com\nBcc: everyone@example.com", subject="s", body="b")
+
+    assert caught.value.permanent
+    assert fake_smtp.messages == []

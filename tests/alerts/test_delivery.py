@@ -1,0 +1,180 @@
+"""Alerts delivered by a real worker on each broker, to a real local Twilio-speaking server and SMTP server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from alerts import services
+from alerts.models import AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind, SmsSinkMessage
+from scheduler import publishing
+from scheduler.models import EventKind, Job, State
+from scheduler.services import job_run_now
+from tests.alerts.factories import AlertFactory, ContactFactory
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+
+
+@pytest.fixture(autouse=True)
+def fast_sms_rate(settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 1000
+
+
+def only_job(**filters) -> Job:
+    return Job.objects.get(**filters)
+
+
+def test_a_once_alert_arrives_at_its_time_exactly_once(fake_twilio):
+    contact = ContactFactory(name="Ada", phone="+14155550100")
+    alert = AlertFactory(recipients=[contact], send_at=timezone.now() + timedelta(seconds=1.5), name="Boiler")
+    services.alert_schedule_sync(alert=alert)
+    job = only_job().wait(timeout=30)
+
+    assert job.state == State.SUCCEEDED, job.errors
+    [message] = fake_twilio.messages
+    assert message.to == "+14155550100" and message.from_ == "+15005550006"
+    assert message.body.startswith("Hi Ada, Boiler needs you.") and "/alerts/ack/" in message.body
+    assert message.status_callback.endswith("/alerts/twilio/status")
+    assert message.received_at >= alert.send_at.timestamp(), "never early"
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.provider_id, delivery.attempts) == (DeliveryState.SENT, message.sid, 1)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED
+
+
+def test_a_twilio_500_is_retried_an_hour_later_and_then_sent_once(fake_twilio):
+    fake_twilio.fail_next(status=500)
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    wait_until(lambda: only_job().state == State.RETRYING, what="the first attempt to fail")
+    job = only_job()
+    assert job.eta - job.modified_at == timedelta(hours=1) and job.published_at is None
+    pending = Delivery.objects.get()
+    assert pending.state == DeliveryState.PENDING and "500" in pending.error
+    assert fake_twilio.messages == []
+
+    job = retry_now(job)
+    assert job.state == State.SUCCEEDED
+    assert len(fake_twilio.messages) == 1
+    assert Delivery.objects.get().attempts == 2
+
+
+def test_an_invalid_number_fails_at_once_without_a_retry(fake_twilio):
+    fake_twilio.fail_next(status=400, code=21211)
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    job = only_job().wait(timeout=30)
+    assert job.state == State.FAILED and job.attempts == 1
+    assert not job.events.filter(kind=EventKind.RETRIED).exists()
+    delivery = Delivery.objects.get()
+    assert delivery.state == DeliveryState.FAILED and "21211" in delivery.error
+    assert fake_twilio.messages == []
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda alert: services.alert_pause(alert=alert), "alert is paused"),
+        (lambda alert: services.alert_acknowledge(alert=alert, by="test"), "alert is acknowledged"),
+        (lambda alert: type(alert).objects.filter(pk=alert.pk).update(expires_at=timezone.now()), "alert expired"),
+    ],
+    ids=["paused", "acknowledged", "expired"],
+)
+def test_a_job_aborts_if_the_alert_changed_between_scheduling_and_sending(fake_twilio, change, reason):
+    alert = AlertFactory(send_at=timezone.now() + timedelta(days=1))
+    services.alert_schedule_sync(alert=alert)
+    change(alert)
+    job_run_now(job_id=only_job().pk)
+    job = only_job().wait(timeout=30)
+    assert job.state == State.ABORTED
+    assert job.status_message.startswith(reason)
+    assert fake_twilio.messages == []
+
+
+def test_cancelling_an_alert_cancels_its_pending_jobs(fake_twilio):
+    alert = AlertFactory(send_at=timezone.now() + timedelta(seconds=2), send_email=True)
+    services.alert_schedule_sync(alert=alert)
+    assert services.alert_cancel(alert=alert) == 2
+    assert set(Job.objects.values_list("state", flat=True)) == {State.CANCELLED}
+
+
+def test_an_inactive_only_recipient_aborts_the_job(fake_twilio):
+    alert = AlertFactory(recipients=[ContactFactory(is_active=False)])
+    services.alert_send_now(alert=alert)
+    job = only_job().wait(timeout=30)
+    assert job.state == State.ABORTED and "no active recipient" in job.status_message
+
+
+def test_a_duplicated_beat_tick_delivers_one_message(fake_twilio):
+    with time_machine.travel(timezone.now() - timedelta(hours=2), tick=False) as traveller:
+        alert = AlertFactory(schedule_kind=ScheduleKind.CRONTAB, send_at=None, crontab="0 * * * *")
+        next_hour = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        traveller.move_to(next_hour + timedelta(seconds=2))
+        services.alert_recurring_tick(alert_id=alert.pk)
+        services.alert_recurring_tick(alert_id=alert.pk)  # a second beat, or a replayed tick
+    due = Job.objects.get(eta=next_hour)
+    due.wait(timeout=30)
+    assert Occurrence.objects.filter(alert=alert, scheduled_for=next_hour).count() == 1
+    assert Job.objects.filter(eta=next_hour + timedelta(hours=1)).count() == 1, "the next one waits"
+    assert len(fake_twilio.messages) == 1
+
+
+def test_email_goes_through_smtp(fake_smtp):
+    alert = AlertFactory(send_sms=False, send_email=True, name="Disk full", recipients=[ContactFactory(name="Bo")])
+    services.alert_send_now(alert=alert)
+    job = only_job().wait(timeout=30)
+    assert job.state == State.SUCCEEDED, job.errors
+    [received] = fake_smtp.messages
+    assert received.message["Subject"] == "Disk full"
+    assert "Hi Bo, Disk full needs you." in received.message.get_content()
+    assert Delivery.objects.get().provider_id == received.message["Message-ID"]
+
+
+def test_without_twilio_sms_go_to_the_local_sink_and_the_job_says_so(settings):
+    settings.TWILIO_ACCOUNT_SID = ""
+    contact = ContactFactory(phone="+14155550123")
+    services.alert_send_now(alert=AlertFactory(recipients=[contact]))
+    job = only_job().wait(timeout=30)
+    assert job.state == State.SUCCEEDED and job.result["via_sink"] is True
+    assert "local sink" in job.status_message
+    assert SmsSinkMessage.objects.get().to == "+14155550123"
+
+
+def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_resent(fake_twilio):
+    alert = AlertFactory()
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+    Delivery.objects.create(
+        occurrence=occurrence, contact=alert.recipients.get(), channel="sms", state=DeliveryState.SENDING
+    )
+    services.occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
+    only_job().wait(timeout=30)
+    assert Delivery.objects.get().state == DeliveryState.UNKNOWN
+    assert fake_twilio.messages == []
+
+
+def retry_now(job: Job) -> Job:
+    """Bring an hourly retry forward instead of waiting out the hour."""
+    Job.objects.filter(pk=job.pk).update(eta=timezone.now())
+    assert publishing.dispatch_due() == 1
+    return job.wait(timeout=30)
+
+
+@pytest.mark.parametrize("twilio_took_it", [True, False], ids=["accepted-late", "never-accepted"])
+def test_after_a_timeout_the_retry_asks_twilio_before_sending_again(fake_twilio, settings, twilio_took_it):
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    fake_twilio.hang_next(1.5, accept=twilio_took_it)
+    services.alert_send_now(alert=AlertFactory())
+    wait_until(lambda: only_job().state == State.RETRYING, what="the timed-out attempt")
+    assert Delivery.objects.get().unanswered_since is not None
+    wait_until(lambda: len(fake_twilio.messages) == int(twilio_took_it), what="the fake to finish hanging")
+
+    job = retry_now(only_job())
+    assert job.state == State.SUCCEEDED, job.errors
+    [message] = fake_twilio.messages
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.provider_id, delivery.unanswered_since) == (DeliveryState.SENT, message.sid, None)
+    assert ("not sent again" in delivery.note) is twilio_took_it

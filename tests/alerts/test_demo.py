@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from alerts.models import Alert, ScheduleKind
+from scheduler.models import Job
+
+
+@pytest.mark.django_db
+def test_demo_creates_an_alert_of_each_kind_one_due_within_a_minute(settings):
+    settings.TWILIO_ACCOUNT_SID = ""
+    out = StringIO()
+    call_command("demo", stdout=out)
+    call_command("demo", stdout=out)  # running it again replaces the demo alerts
+    assert sorted(Alert.objects.values_list("schedule_kind", flat=True)) == sorted(ScheduleKind.values)
+    waiting = Job.objects.filter(state__in=["scheduled", "queued"])
+    assert waiting.count() == 5, "once (SMS and email), relative, crontab and interval"
+    assert waiting.filter(eta__lte=timezone.now() + timedelta(minutes=1)).count() == 2
+    assert Job.objects.filter(state="cancelled").count() == 5, "the first run's jobs"
+    assert Alert.objects.filter(periodic_task__isnull=False).count() == 2
+    assert "local sink" in out.getvalue()
