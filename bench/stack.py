@@ -1,0 +1,385 @@
+"""The real stack of one run: its own database and queues, and the processes, all removed at the end.
+
+Everything is named after the benchmark's pid: the database ``bench_alerting_<pid>``, the queues
+``bench<pid>-<queue>`` (``JOB_QUEUE_PREFIX``), the workers ``bench<pid>w<n>@<host>``. Every process is
+started in a session of its own (so that its whole tree can be killed) and dies with the benchmark
+(``PR_SET_PDEATHSIG``) even if the benchmark itself is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from bench import procfs
+from bench.progress import note
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+BROKERS = {
+    "rabbitmq": ("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+    # Database 14: the test suite uses 15; the benchmark's keys are removed at the end all the same.
+    "redis": ("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+}
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+FROM_NUMBER = "+15005550006"
+MB = 1024 * 1024
+
+
+class BenchError(Exception):
+    """Something the benchmark needs is missing or broke: the run fails (exit code 1)."""
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    hostname: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the benchmark dies, however it dies (Linux only)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+class Stack:
+    def __init__(self, broker: str) -> None:
+        if broker not in BROKERS:
+            raise BenchError(f"--broker must be one of {', '.join(BROKERS)}, not {broker!r}")
+        variable, default = BROKERS[broker]
+        self.broker = broker
+        self.broker_url = os.environ.get(variable, default)
+        self.tag = f"bench{os.getpid()}"
+        self.db_name = f"bench_alerting_{os.getpid()}"
+        admin = urlsplit(POSTGRES_URL)
+        self.db_url = urlunsplit(admin._replace(path=f"/{self.db_name}"))
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.procs: list[Proc] = []
+        self.fake_url = ""
+        self.keep_tmp = False
+        self.qos_fix = False
+        self._db_created = False
+        self._workers = 0
+        self._closed = False
+
+    # --- Setting up -----------------------------------------------------------------------------------
+
+    def check_services(self) -> None:
+        missing = [
+            f"{name} at {url}"
+            for name, url, port in (("PostgreSQL", POSTGRES_URL, 5432), (self.broker, self.broker_url, 0))
+            if not _reachable(url, port or (5672 if self.broker == "rabbitmq" else 6379))
+        ]
+        if missing:
+            raise BenchError(f"nothing answers: {', '.join(missing)} (start them as .ci/run does)")
+
+    def create_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        self._db_created = True
+
+    def start_fake_twilio(self) -> None:
+        proc = self._spawn("twilio", [sys.executable, "-m", "tests.fakes.twilio_server", "--port", "0"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for line in proc.log_tail().splitlines():
+                if line.startswith("fake Twilio listening on "):
+                    self.fake_url = line.split()[4]
+                    return
+            if not proc.alive():
+                break
+            time.sleep(0.05)
+        raise BenchError(f"the fake Twilio server did not start:\n{proc.log_tail()}")
+
+    def environment(self) -> dict[str, str]:
+        """What every process of the run gets: the benchmark's database, broker, queues and fake Twilio."""
+        from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+        return {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": f"bench-only-{secrets.token_urlsafe(24)}",
+            "DATABASE_URL": self.db_url,
+            "CELERY_BROKER_URL": self.broker_url,
+            "JOB_QUEUE_PREFIX": f"{self.tag}-",
+            "SMS_PER_SECOND_PER_NUMBER": "0",
+            "TWILIO_ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER,
+            "TWILIO_API_BASE_URL": self.fake_url,
+            "EMAIL_HOST": "",
+            "VAR_DIR": str(self.tmp / "var"),
+            "LOG_LEVEL": "WARNING",
+            # The job pages are measured with django.test.Client, whose host is "testserver".
+            "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        }
+
+    def setup_django(self) -> None:
+        """Point this process at the run's stack, then set Django up and migrate the database."""
+        os.environ.update(self.environment())
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        import bench.bare  # noqa: F401  (bench.noop, for publishing)
+
+        call_command("migrate", verbosity=0, interactive=False)
+
+    def _spawn(self, name: str, argv: list[str], *, hostname: str = "", env: dict[str, str] | None = None) -> Proc:
+        log_path = self.tmp / f"{name}.log"
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                argv,
+                cwd=BASE_DIR,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        proc = Proc(name, popen, log_path, hostname)
+        self.procs.append(proc)
+        return proc
+
+    @property
+    def queues(self) -> dict[str, str]:
+        from django.conf import settings
+
+        return dict(settings.JOB_BROKER_QUEUES)
+
+    def start_worker(self, *, concurrency: int, qos_fix: bool | None = None) -> Proc:
+        """A real ``celery worker`` (prefork) on every queue of the run; returns once it answers a ping.
+
+        ``qos_fix``: with the consumer step of ``bench.celery_app`` (default: ``--qos-fix``).
+        """
+        self._workers += 1
+        hostname = f"{self.tag}w{self._workers}@{socket.gethostname()}"
+        argv = [
+            sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "--pool=prefork",
+            f"--concurrency={concurrency}", "--without-mingle", "--without-gossip", "--loglevel=WARNING",
+            f"--hostname={hostname}", f"--queues={','.join(self.queues.values())}",
+        ]  # fmt: skip
+        fix = self.qos_fix if qos_fix is None else qos_fix
+        proc = self._spawn(f"worker{self._workers}", argv, hostname=hostname,
+                           env={"BENCH_QOS_BEFORE_POLL": "1" if fix else "0"})  # fmt: skip
+        self.wait_ping(proc)
+        return proc
+
+    def wait_ping(self, proc: Proc, timeout: float = 60) -> None:
+        from config.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                break
+            if app.control.ping(destination=[proc.hostname], timeout=0.5):
+                return
+        raise BenchError(f"worker {proc.hostname} did not answer a ping within {timeout}s:\n{proc.log_tail()}")
+
+    def start_beat(self) -> Proc:
+        # Beat publishes the dispatcher's and the sweep's ticks, and one tick per recurring alert.
+        argv = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "beat", "--loglevel=WARNING",
+                f"--schedule={self.tmp / 'beat-schedule'}"]  # fmt: skip
+        proc = self._spawn("beat", argv)
+        time.sleep(0.5)
+        if not proc.alive():
+            raise BenchError(f"celery beat stopped at once:\n{proc.log_tail()}")
+        return proc
+
+    def stop(self, proc: Proc, *, graceful: bool = True, timeout: float = 30) -> None:
+        """Warm shutdown (SIGTERM to the main process) if ``graceful``, then SIGKILL to its whole group."""
+        if graceful and proc.alive():
+            proc.popen.send_signal(signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            note(f"warning: {proc.name} (pid {proc.pid}) did not exit after SIGKILL")
+
+    # --- Measuring ------------------------------------------------------------------------------------
+
+    def rss(self, proc: Proc) -> int:
+        return procfs.tree_rss(proc.pid)
+
+    def settled_rss(self, proc: Proc, *, seconds: float = 3.0) -> int:
+        """The worker's RSS once it stopped moving: the last of samples taken over ``seconds``."""
+        samples = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(self.rss(proc))
+            time.sleep(0.25)
+        return samples[-1]
+
+    def cpu_times(self) -> dict[str, float]:
+        """CPU seconds used so far by each part of the stack (see ``procfs.cpu_by_part``)."""
+        roots = {proc.pid: ("worker" if proc.hostname else proc.name) for proc in self.procs}
+        return procfs.cpu_by_part(roots, broker={"rabbitmq": "beam.smp", "redis": "redis-server"}[self.broker])
+
+    def broker_memory(self) -> int | None:
+        """The broker's memory in bytes: RabbitMQ's Erlang VM total, Redis's ``used_memory``."""
+        try:
+            if self.broker == "redis":
+                import redis
+
+                return int(redis.Redis.from_url(self.broker_url).info("memory")["used_memory"])
+            out = subprocess.run(
+                ["rabbitmqctl", "status", "--formatter", "json"], capture_output=True, timeout=60, check=True
+            ).stdout
+            return int(json.loads(out)["memory"]["total"]["erlang"])
+        except Exception as exc:  # a remote broker, no rabbitmqctl: the figure says "n/a"
+            note(f"  (broker memory not available: {exc.__class__.__name__}: {exc})")
+            return None
+
+    def queue_depth(self, queue: str) -> int:
+        """Messages ready in the broker's queue (not those a worker holds unacknowledged)."""
+        from config.celery import app
+
+        # Not passive: kombu's Redis transport has no queue once its list is empty.
+        with app.connection_for_write() as conn:
+            name = self.queues[queue]
+            return conn.default_channel.queue_declare(queue=name, durable=True, auto_delete=False).message_count
+
+    def purge_queues(self) -> None:
+        from config.celery import app
+
+        with app.connection_for_write() as conn:
+            for name in self.queues.values():
+                conn.default_channel.queue_declare(queue=name, durable=True, auto_delete=False)
+                conn.default_channel.queue_purge(name)
+
+    def forget_unacked(self) -> None:
+        """Redis keeps what a killed worker held in its ``unacked`` hash, to restore it later: drop ours."""
+        if self.broker == "redis":
+            self._forget_redis_keys(queues_too=False)
+
+    def fake(self, path: str) -> dict:
+        with urllib.request.urlopen(f"{self.fake_url}{path}", timeout=30) as response:
+            return json.load(response)
+
+    def fake_count(self) -> int:
+        return int(self.fake("/_fake/count")["count"])
+
+    def fake_messages(self, after: int = 0) -> list[dict]:
+        return self.fake(f"/_fake/messages?after={after}")["messages"]
+
+    # --- Cleaning up ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Kill every process, delete the queues, drop the database, remove the temporary folder."""
+        if self._closed:
+            return
+        self._closed = True
+        for proc in reversed(self.procs):
+            self.stop(proc, graceful=False)
+        for step in (self._delete_queues, self._drop_database):
+            try:
+                step()
+            except Exception as exc:
+                note(f"clean-up: {step.__name__[1:].replace('_', ' ')} failed: {exc.__class__.__name__}: {exc}")
+        if self.keep_tmp:
+            note(f"logs kept in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _queue_names(self) -> list[str]:
+        prefix = f"{self.tag}-"
+        names = [f"{prefix}{name}" for name in os.environ.get("JOB_QUEUES", "default,sms,email,maintenance").split(",")]
+        return [name.strip() for name in names]
+
+    def _delete_queues(self) -> None:
+        from kombu import Connection
+
+        with Connection(self.broker_url, connect_timeout=5) as conn:
+            channel = conn.default_channel
+            for name in self._queue_names():
+                try:
+                    channel.queue_delete(name)
+                except Exception:
+                    channel = conn.channel()  # RabbitMQ closes the channel on a missing queue
+        if self.broker == "redis":
+            self._forget_redis_keys()
+
+    def _forget_redis_keys(self, *, queues_too: bool = True) -> None:
+        """Keys named after the run, and the messages a killed worker left in Redis's ``unacked`` hash."""
+        import redis
+
+        client = redis.Redis.from_url(self.broker_url)
+        for pattern in (f"*{self.tag}-*", f"*{self.tag}w*") if queues_too else ():  # queues, bindings, pidboxes
+            for key in client.scan_iter(match=pattern, count=1000):
+                client.delete(key)
+        if queues_too:  # the workers' pidbox queues in the shared fanout bindings (celery.pidbox)
+            for key in client.scan_iter(match="_kombu.binding.*", count=1000):
+                if client.type(key) == b"set":
+                    ours = [m for m in client.sscan_iter(key, count=1000) if f"{self.tag}w".encode() in m]
+                    if ours:
+                        client.srem(key, *ours)
+        mine = f"{self.tag}-".encode()
+        ours = [tag for tag, payload in client.hscan_iter("unacked", count=1000) if mine in payload[-512:]]
+        for start in range(0, len(ours), 1000):
+            chunk = ours[start : start + 1000]
+            client.hdel("unacked", *chunk)
+            client.zrem("unacked_index", *chunk)
+
+    def _drop_database(self) -> None:
+        if not self._db_created:
+            return
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        self._db_created = False

@@ -1,0 +1,193 @@
+"""Figure 1, throughput: alert jobs delivered per second end to end, against bare Celery no-op tasks.
+
+Bare: ``N`` ``bench.noop`` messages published back to back by this process while the worker consumes,
+then one more that carries a mark (the task writes the time it ran to a file). With a prefetch of one
+per process and a FIFO queue, the marked message runs after all the others were taken, and at most
+``concurrency - 1`` no-ops still run beside it (microseconds each). Rate: ``(N + 1) / (mark - first publish)``.
+
+Bare SMS: ``M`` ``bench.sms`` messages, each sending one SMS through the project's SMS channel to the
+local fake (the same SDK call as a delivery) with nothing tracked; rate: ``(M + 1) / (last SMS received -
+first publish)``. Its ratio to the tracked rate is what the tracking itself costs.
+
+Tracked: ``N`` one-off alerts with one SMS recipient each, sent with ``alerts.services.alert_send_now``
+(the admin's "send now") one after the other: occurrence and job rows, publish after commit; then in the
+worker the claim, the abort checks, the delivery row, the Twilio call to the local fake and the final
+state. Rate: ``N / (last job final or last SMS received, whichever is later - first enqueue)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from bench import data
+from bench.profile import Profiler
+from bench.progress import Progress, note, show, verdict
+from bench.stack import BenchError
+from bench.stats import rate, ratio
+
+TITLE = "Throughput"
+
+
+def _wait(what: str, total: int, done, *, timeout: float) -> None:
+    """Poll ``done()`` (how many are done) until ``total``, with a progress bar; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    with Progress(what, total) as bar:
+        while True:
+            count = done()
+            bar.update(min(count, total))
+            if count >= total:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"{what}: only {count} of {total} after {timeout:.0f}s")
+            time.sleep(0.1)
+
+
+def bare(ctx, count: int, *, label: str = "bare: no-op tasks") -> float:
+    """Publish ``count`` no-ops and a marked one; return tasks per second."""
+    from bench.bare import noop
+
+    queue = ctx.stack.queues["default"]
+    mark = Path(ctx.stack.tmp / f"bare-{uuid.uuid4().hex}.mark")
+    cpu = ctx.stack.cpu_times()
+    started = time.time()
+    with Progress(f"{label}: publish", count) as bar:
+        for i in range(count):
+            noop.apply_async(queue=queue, routing_key=queue)
+            if i % 500 == 0:
+                bar.update(i)
+        bar.update(count)
+    noop.apply_async(kwargs={"mark": str(mark)}, queue=queue, routing_key=queue)
+    _wait(f"{label}: drain", count + 1, lambda: count + 1 - ctx.stack.queue_depth("default") - (not mark.exists()),
+          timeout=120 + count / 50)  # fmt: skip
+    ctx.shared["bare_cpu_ms"] = cpu_per_item(cpu, ctx.stack.cpu_times(), count + 1)
+    return rate(count + 1, float(mark.read_text()) - started)
+
+
+def cpu_per_item(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """CPU milliseconds per item by part of the stack, largest first, with their total."""
+    parts = {name: 1000 * (after.get(name, 0.0) - before.get(name, 0.0)) / count for name in after}
+    parts = {name: round(ms, 2) for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.005}
+    return {"total": round(sum(parts.values()), 2), **parts}
+
+
+def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks") -> float:
+    """Publish ``count + 1`` SMS tasks; return tasks per second until the fake received them all."""
+    from bench.bare import sms
+    from bench.data import PHONE
+
+    queue = ctx.stack.queues["sms"]
+    offset = ctx.stack.fake_count()
+    cpu = ctx.stack.cpu_times()
+    started = time.time()
+    with Progress(f"{label}: publish", count + 1) as bar:
+        for i in range(count + 1):
+            sms.apply_async(args=[PHONE.format(i % 100), f"Bare SMS {i}"], queue=queue, routing_key=queue)
+            if i % 200 == 0:
+                bar.update(i)
+        bar.update(count + 1)
+    _wait(f"{label}: deliver", count + 1, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
+    ctx.shared["bare_sms_cpu_ms"] = cpu_per_item(cpu, ctx.stack.cpu_times(), count + 1)
+    last = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
+    return rate(count + 1, last - started)
+
+
+def tracked(ctx, count: int, *, label: str = "tracked: alert jobs", profile: bool = False) -> dict[str, object]:
+    """Send ``count`` one-off alerts now and wait until every job is final and every SMS arrived."""
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from alerts.models import Alert
+    from alerts.services import alert_send_now
+    from scheduler.models import FINAL_STATES, Job, State
+
+    far = timezone.now() + timedelta(days=365)
+    ids = data.alerts(
+        count,
+        name=lambda i: f"bench throughput {uuid.uuid4().hex[:8]} {i}",
+        message=lambda i: "Throughput test for {{ contact.name }}: {{ alert.name }}",
+        contact_ids=ctx.contact_ids,
+        send_at=lambda i: far,
+        label=f"{label}: create alerts",
+    )
+    alerts = list(Alert.objects.filter(pk__in=ids).order_by("pk"))
+    offset = ctx.stack.fake_count()
+    since = timezone.now()
+    folder = ctx.args.profile if profile else None
+    cpu = ctx.stack.cpu_times()
+    with Profiler(folder, "worker-tracked", ctx.worker.pid), Profiler(folder, "bench-send-now", os.getpid()):
+        started = time.time()
+        with Progress(f"{label}: send now", count) as bar:
+            for i, alert in enumerate(alerts):
+                alert_send_now(alert=alert)
+                if i % 50 == 0:
+                    bar.update(i)
+            bar.update(count)
+        enqueued = time.time()
+        jobs = Job.objects.filter(task_name="alerts.deliver_sms", created_at__gte=since)
+        _wait(f"{label}: deliver", count, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
+    _wait(f"{label}: final states", count, lambda: jobs.filter(state__in=sorted(FINAL_STATES)).count(), timeout=120)
+    cpu_ms = cpu_per_item(cpu, ctx.stack.cpu_times(), count)
+    last_final = jobs.aggregate(last=Max("finished_at"))["last"].timestamp()
+    last_sms = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
+    failed = jobs.exclude(state=State.SUCCEEDED).count()
+    if failed:
+        note(f"  warning: {failed} of {count} tracked jobs did not succeed")
+    return {
+        "per_s": rate(count, max(last_final, last_sms) - started),
+        "enqueue_per_s": rate(count, enqueued - started),
+        "failed": failed,
+        "cpu_ms": cpu_ms,
+    }
+
+
+def run(ctx) -> dict[str, object]:
+    scale = ctx.scale
+    bare(ctx, 200, label="warm-up: bare")
+    tracked(ctx, 20, label="warm-up: tracked")
+    bare_sms(ctx, 20, label="warm-up: bare SMS")
+    bare_per_s = bare(ctx, scale["bare_n"])
+    sms_per_s = bare_sms(ctx, scale["tracked_n"])
+    result = tracked(ctx, scale["tracked_n"], profile=True)
+    ctx.shared["enqueue_per_s"] = result["enqueue_per_s"]
+    return {
+        "throughput_ratio": _round(ratio(result["per_s"], bare_per_s), 3),
+        "tracked_jobs_per_s": _round(result["per_s"], 1),
+        "bare_tasks_per_s": _round(bare_per_s, 1),
+        "tracked_enqueue_per_s": _round(result["enqueue_per_s"], 1),
+        "bare_sms_tasks_per_s": _round(sms_per_s, 1),
+        "tracked_vs_bare_sms_ratio": _round(ratio(result["per_s"], sms_per_s), 3),
+        "tracked_failed": result["failed"],
+        "tracked_cpu_ms_per_job": result["cpu_ms"],
+        "bare_cpu_ms_per_task": ctx.shared.get("bare_cpu_ms"),
+        "bare_sms_cpu_ms_per_task": ctx.shared.get("bare_sms_cpu_ms"),
+    }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def rows(keys: dict) -> list[tuple[str, str, str, str]]:
+    value = keys.get("throughput_ratio")
+    return [
+        ("1 throughput: tracked alert jobs", show(keys.get("tracked_jobs_per_s"), "/s"), "", ""),
+        ("  bare no-op tasks", show(keys.get("bare_tasks_per_s"), "/s"), "", ""),
+        ("  ratio tracked / bare", show(value), ">= 0.7", verdict(value, lambda v: v >= 0.7)),
+        ("  bare SMS tasks (same Twilio call, nothing tracked)", show(keys.get("bare_sms_tasks_per_s"), "/s"), "", ""),
+        ("  ratio tracked / bare SMS", show(keys.get("tracked_vs_bare_sms_ratio")), "", ""),
+        ("  enqueue (send now, one process)", show(keys.get("tracked_enqueue_per_s"), "/s"), "", ""),
+        ("  CPU per tracked job", _cpu(keys.get("tracked_cpu_ms_per_job")), "", ""),
+        ("  CPU per bare no-op task", _cpu(keys.get("bare_cpu_ms_per_task")), "", ""),
+        ("  CPU per bare SMS task", _cpu(keys.get("bare_sms_cpu_ms_per_task")), "", ""),
+    ]
+
+
+def _cpu(parts: dict[str, float] | None) -> str:
+    if not parts:
+        return "n/a"
+    top = [f"{name} {ms}" for name, ms in list(parts.items())[1:4]]
+    return f"{parts['total']} ms ({', '.join(top)})"
