@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 EMBEDDED_BROKER_URL = "filesystem://"
+# kombu's own filesystem transport is not safe with several processes on one folder; see the module.
+EMBEDDED_TRANSPORT = "config.embedded_transport:Transport"
 
 # Control (pidbox) messages are broadcast to every queue bound to a fanout exchange, including the
 # queues of workers that have since stopped; nobody reads those, so their files pile up.
@@ -23,6 +25,11 @@ STALE_CONTROL_MESSAGE_SECONDS = 15 * 60
 
 def is_embedded(broker_url: str) -> bool:
     return urlsplit(broker_url).scheme == "filesystem"
+
+
+def transport_class(broker_url: str) -> str | None:
+    """The kombu transport for ``broker_url``; None lets kombu choose by the URL's scheme."""
+    return EMBEDDED_TRANSPORT if is_embedded(broker_url) else None
 
 
 def embedded_folders(root: Path) -> dict[str, Path]:

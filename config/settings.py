@@ -180,6 +180,7 @@ CELERY_BROKER_URL = env.url(
     schemes=("filesystem", "amqp", "amqps", "pyamqp", "redis", "rediss"),
 )
 EMBEDDED_BROKER_DIR = Path(env.str("EMBEDDED_BROKER_DIR", str(VAR_DIR / "broker"))).resolve()
+CELERY_BROKER_TRANSPORT = broker.transport_class(CELERY_BROKER_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = broker.transport_options(CELERY_BROKER_URL, embedded_root=EMBEDDED_BROKER_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"

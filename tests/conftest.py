@@ -78,6 +78,7 @@ def point_app_at(url: str, transport_options: dict[str, Any]) -> None:
     app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_url = url
+    app.conf.broker_transport = broker_config.transport_class(url)
     app.conf.broker_transport_options = transport_options
 
 
