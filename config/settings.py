@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -183,6 +184,8 @@ EMBEDDED_BROKER_DIR = Path(env.str("EMBEDDED_BROKER_DIR", str(VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT = broker.transport_class(CELERY_BROKER_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = broker.transport_options(CELERY_BROKER_URL, embedded_root=EMBEDDED_BROKER_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Database connections outlive a task; config/celery.py says why and what closes them instead.
+CELERY_DB_REUSE_MAX = sys.maxsize
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_SERIALIZER = "json"

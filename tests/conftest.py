@@ -164,13 +164,14 @@ def worker_process(broker, transactional_db, tmp_path) -> Iterator[Callable[...,
     """Start real ``celery worker`` processes (prefork) against the broker and the test database."""
     started: list[subprocess.Popen] = []
 
-    def start(*, concurrency: int = 1) -> subprocess.Popen:
+    def start(*, concurrency: int = 1, **extra_env: str) -> subprocess.Popen:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": live_database_url(),
             "CELERY_BROKER_URL": broker.url,
             "EMBEDDED_BROKER_DIR": str(broker.embedded_root),
+            **extra_env,
         }
         log = open(tmp_path / f"worker-{len(started)}.log", "w")  # noqa: SIM115  (closed by the process)
         process = subprocess.Popen(

@@ -16,4 +16,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F
 else:
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{TEST_RUN_ID}.sqlite3")}  # noqa: F405
 # Worker threads come and go with each test; a connection kept open would outlive the test database.
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# A worker process started by a test may ask for connections that last (TEST_CONN_MAX_AGE).
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("TEST_CONN_MAX_AGE", "0"))  # noqa: F405

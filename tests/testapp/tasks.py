@@ -6,6 +6,8 @@ import os
 import time
 from datetime import timedelta
 
+from django.db import connection
+
 from scheduler.tracked import tracked_task
 from tests.testapp.models import BodyRun
 
@@ -92,3 +94,11 @@ def holds_a_file(job, path, seconds):
     if job.attempt == 1:
         _hold_a_file(path, seconds)
     return job.attempt
+
+
+@tracked_task(name="tests.database_session")
+def database_session(job):
+    """The database server's process for this task's connection: the same one means a reused connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
