@@ -97,7 +97,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     tally = Tally()
     for number, contact in enumerate(recipients, start=1):
         job.check()
-        job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
+        if len(recipients) > 1:
+            job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
         _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
     if tally.retry:
         raise RetryLater(f"{len(tally.retry)} delivery(ies) failed for now: " + "; ".join(tally.retry)[:400])
@@ -106,21 +107,26 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     summary = f"{channel}: sent {tally.sent}, skipped {tally.skipped}, failed {tally.failed}, unknown {tally.unknown}"
     if tally.via_sink:
         summary = f"Twilio is not configured: the SMS went to the local sink, not to a phone ({summary})"
-    job.progress(1.0, summary)
-    alert_complete_if_done(alert_id=alert.pk, finishing_job_id=job.id)
+    job.summarize(summary)
+    alert_complete_if_done(alert=alert, finishing_job_id=job.id)
     return tally.as_result()
 
 
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
-    delivery, _ = Delivery.objects.get_or_create(
-        occurrence=occurrence, contact=contact, channel=channel, defaults={"address": _address(contact, channel)}
-    )
-    if delivery.state == DeliveryState.SENDING:
+    # A first attempt creates the row already claimed: one INSERT instead of an INSERT and an UPDATE.
+    delivery, created = Delivery.objects.get_or_create(
+        occurrence=occurrence,
+        contact=contact,
+        channel=channel,
+        defaults={"address": _address(contact, channel), "state": DeliveryState.SENDING, "attempts": 1,
+                  "job_id": job.id},
+    )  # fmt: skip
+    if not created and delivery.state == DeliveryState.SENDING:
         # An earlier attempt claimed it and never recorded the outcome: it may well have been sent.
         _record(delivery, DeliveryState.UNKNOWN, error="the worker stopped between sending and recording")
         tally.unknown += 1
         return
-    if delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id):
+    if not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
         tally.skipped += 1
         return
     started = time.monotonic()

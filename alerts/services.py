@@ -201,13 +201,14 @@ def alert_duplicate(*, alert: Alert) -> Alert:
     return copy
 
 
-def alert_complete_if_done(*, alert_id: int, finishing_job_id: int) -> bool:
+def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
     """A one-off alert is completed once no other job of it is waiting or running."""
-    alert = Alert.objects.get(pk=alert_id)
-    others = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).exclude(pk=finishing_job_id)
-    if alert.is_recurring or others.exists():
+    if alert.is_recurring:
         return False
-    return bool(Alert.objects.filter(pk=alert_id, state=AlertState.ACTIVE).update(state=AlertState.COMPLETED))
+    others = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).exclude(pk=finishing_job_id)
+    if others.exists():
+        return False
+    return bool(Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE).update(state=AlertState.COMPLETED))
 
 
 # Twilio's message statuses, and the delivery states each may replace: a late "sent" never undoes "delivered".

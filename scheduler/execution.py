@@ -38,6 +38,7 @@ class JobContext:
         self._task_id = task_id
         self._lease = lease
         self._lease_renewed = time.monotonic()
+        self.summary = ""
 
     @property
     def is_last_attempt(self) -> bool:
@@ -77,6 +78,10 @@ class JobContext:
             progress=fraction, status_message=message[:500], lease_expires_at=timezone.now() + self._lease
         )
         self._lease_renewed = time.monotonic()
+
+    def summarize(self, message: str) -> None:
+        """The status message to show once the job succeeds; written with the outcome, not on its own."""
+        self.summary = message[:500]
 
 
 def error_record(exc: BaseException, *, attempt: int, retryable: bool, now: datetime) -> dict[str, Any]:
@@ -155,7 +160,7 @@ def run(
     except Exception as exc:
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
         return outcome.failed(exc, retryable=retryable, runtime=time.monotonic() - started)
-    return outcome.succeeded(result, runtime=time.monotonic() - started)
+    return outcome.succeeded(result, runtime=time.monotonic() - started, summary=context.summary)
 
 
 class _Outcome:
@@ -195,7 +200,8 @@ class _Outcome:
             return None
         return target
 
-    def succeeded(self, result: Any, *, runtime: float) -> State | None:
+    def succeeded(self, result: Any, *, runtime: float, summary: str = "") -> State | None:
+        changes = {"status_message": summary} if summary else {}
         return self._finish(
             State.SUCCEEDED,
             EventKind.SUCCEEDED,
@@ -204,6 +210,7 @@ class _Outcome:
             result=result,
             finished_at=timezone.now(),
             progress=1.0,
+            **changes,
         )
 
     def aborted(self, reason: str, *, runtime: float) -> State | None:

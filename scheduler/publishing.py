@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from config.celery import app
 from scheduler import lifecycle
-from scheduler.models import EventKind, Job, State
+from scheduler.models import EventKind, Job, JobEvent, State
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,23 @@ def mark(job: Job, *, now: datetime, event_message: str = "", republish: bool = 
     if not changed:
         return None
     return Marked(job.pk, job.task_name, job.queue, job.eta, task_id, target)
+
+
+def mark_new(job: Job, *, now: datetime) -> JobEvent:
+    """Mark a job that is about to be inserted as published; return its ``sent`` event, to insert with it.
+
+    Marking in the creating transaction spares an UPDATE, an event and a commit per job; the job is sent
+    after that transaction commits (``send_on_commit``), exactly as ``mark`` then ``send`` would.
+    """
+    job.state = State.QUEUED
+    job.celery_task_id = str(uuid.uuid4())
+    job.published_at = now
+    return JobEvent(job=job, kind=EventKind.SENT, at=now, message=_sent_message(job, now))
+
+
+def send_on_commit(job: Job) -> None:
+    marked = Marked(job.pk, job.task_name, job.queue, job.eta, job.celery_task_id, State(job.state))
+    transaction.on_commit(lambda: send(marked))
 
 
 def send(marked: Marked) -> bool:

@@ -70,18 +70,20 @@ def job_enqueue(
     if target is not None:
         job.target_type = ContentType.objects.get_for_model(target)
         job.target_id = str(target.pk)
+    events = [JobEvent(job=job, kind=EventKind.SCHEDULED, at=now, message=f"due {job.eta:%Y-%m-%d %H:%M:%S} UTC")]
+    publish = job.eta <= publishing.horizon_end(now)
+    if publish:
+        events.append(publishing.mark_new(job, now=now))
     try:
         with transaction.atomic():
             job.save(force_insert=True)
-            JobEvent.objects.create(
-                job=job, kind=EventKind.SCHEDULED, at=now, message=f"due {job.eta:%Y-%m-%d %H:%M:%S} UTC"
-            )
+            JobEvent.objects.bulk_create(events)
     except IntegrityError:
         if unique_key is None:
             raise
         return Job.objects.get(unique_key=unique_key)
-    if job.eta <= publishing.horizon_end(now):
-        publishing.publish_on_commit(job.pk)
+    if publish:
+        publishing.send_on_commit(job)
     return job
 
 

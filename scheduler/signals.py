@@ -1,4 +1,10 @@
-"""Worker-side hook: the ``received`` event of a job, when a worker takes its message."""
+"""Worker-side hook: the ``received`` event of a job whose message a worker holds until its ETA.
+
+Only messages with an ETA get one: such a message waits in the worker's memory, and the event says
+which worker holds it and until when. A message without an ETA starts within moments, and its
+``started`` event says as much; recording its receipt too would cost a write in the worker's consumer
+loop, which every message of that worker waits behind.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +23,13 @@ logger = logging.getLogger(__name__)
 def record_receipt(sender=None, request=None, **kwargs) -> None:
     from scheduler.tracked import registry
 
-    if request is None or request.name not in registry:
+    if request is None or request.name not in registry or not request.eta:
         return
     try:
         job_id = Job.objects.filter(celery_task_id=request.id).values_list("pk", flat=True).first()
         if job_id is not None:
-            eta = f"; runs at {request.eta}" if request.eta else ""
             lifecycle.record_event(
-                job_id, EventKind.RECEIVED, hostname=request.hostname or "", message=f"by worker{eta}"
+                job_id, EventKind.RECEIVED, hostname=request.hostname or "", message=f"held until {request.eta}"
             )
     except Exception:
         logger.exception("could not record the receipt of task %s", request.id)

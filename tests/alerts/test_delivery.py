@@ -42,6 +42,8 @@ def test_a_once_alert_arrives_at_its_time_exactly_once(fake_twilio):
     assert message.received_at >= alert.send_at.timestamp(), "never early"
     delivery = Delivery.objects.get()
     assert (delivery.state, delivery.provider_id, delivery.attempts) == (DeliveryState.SENT, message.sid, 1)
+    assert delivery.job_id == job.pk
+    assert job.status_message == "sms: sent 1, skipped 0, failed 0, unknown 0"
     alert.refresh_from_db()
     assert alert.state == AlertState.COMPLETED
 

@@ -32,8 +32,18 @@ def test_a_job_runs_once_and_records_its_result_and_timeline():
     assert (job.attempts, job.progress, job.errors) == (1, 1.0, [])
     assert job.started_at <= job.finished_at and job.runtime is not None
     assert job.worker
-    assert kinds(job) == ["scheduled", "sent", "received", "started", "succeeded"]
+    assert kinds(job) == ["scheduled", "sent", "started", "succeeded"]
     assert BodyRun.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_a_worker_holding_an_eta_message_says_so_in_the_timeline():
+    eta = timezone.now() + timedelta(seconds=1)
+    job = echo.enqueue_with(args=["later"], eta=eta)
+    job.wait(timeout=20)
+    assert kinds(job) == ["scheduled", "sent", "received", "started", "succeeded"]
+    received, started = job.events.get(kind=EventKind.RECEIVED), job.events.get(kind=EventKind.STARTED)
+    assert received.hostname and received.message.startswith("held until ")
+    assert received.at < eta <= started.at
 
 
 def test_a_duplicated_message_runs_the_body_once():
