@@ -155,6 +155,8 @@ def _deliveries(ctx, name: str, ids: list[int], due: datetime, offset: int) -> d
     missing = len(ids) - len(first)
     if missing:
         note(f"  run {name}: {missing} of {len(ids)} alerts not delivered ({STALL}s without a new delivery)")
+        for line in _whereabouts([int(pk) for pk in wanted - set(first)], due):
+            note(f"    {line}")
     return {
         "p50": scaled(stats["p50"], 1, 2),
         "p99": scaled(stats["p99"], 1, 2),
@@ -165,6 +167,27 @@ def _deliveries(ctx, name: str, ids: list[int], due: datetime, offset: int) -> d
         "ticks_s": None if ticks_done_at is None else round(ticks_done_at - due.timestamp(), 1),
         "ticks_done": tomorrow.count(),
     }
+
+
+def _whereabouts(alert_ids: list[int], due: datetime) -> list[str]:
+    """Where the undelivered alerts' jobs for ``due`` are: counts by state and status, and the rest."""
+    from collections import Counter
+
+    from alerts.models import Occurrence
+    from scheduler.models import Job
+
+    occurrences = dict(
+        Occurrence.objects.filter(alert_id__in=alert_ids, scheduled_for=due).values_list("pk", "alert_id")
+    )
+    jobs = Job.objects.filter(target_id__in=[str(pk) for pk in alert_ids], eta=due)
+    by_state = Counter((job.state, job.status_message[:70], job.args[0] in occurrences) for job in jobs)
+    lines = [
+        f"{count} job(s) {state}, occurrence {'there' if there else 'gone'}: {message or '-'}"
+        for (state, message, there), count in by_state.most_common(6)
+    ]
+    with_job = {int(job.target_id) for job in jobs}
+    lines.append(f"{len(set(alert_ids) - with_job)} alert(s) with no job due then; {len(occurrences)} occurrences")
+    return lines
 
 
 def _drop_leftovers(ctx, beat) -> int:
