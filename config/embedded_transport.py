@@ -22,6 +22,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from queue import Empty
 from time import monotonic
@@ -38,8 +39,10 @@ TAKEN_FOLDER = ".taken"
 
 
 def write_atomically(path: Path, data: bytes, *, scratch: Path) -> None:
-    """Make ``path`` hold ``data``: readers see the old file or the new one, never a part."""
-    scratch.mkdir(exist_ok=True)
+    """Make ``path`` hold ``data``: readers see the old file or the new one, never a part.
+
+    ``scratch`` must exist and be on the same file system as ``path``.
+    """
     partial = scratch / f"{uuid.uuid4()}.part"
     try:
         with open(partial, "wb") as f:
@@ -50,14 +53,28 @@ def write_atomically(path: Path, data: bytes, *, scratch: Path) -> None:
         raise ChannelError(f"Cannot write {path}") from exc
 
 
+def _folder(path: Path) -> Path:
+    path.mkdir(exist_ok=True)
+    return path
+
+
 class Channel(filesystem.Channel):
-    @property
+    # Made once per channel, not at every put and every poll.
+    @cached_property
     def _out(self) -> Path:
         return Path(self.data_folder_out)
 
-    @property
+    @cached_property
     def _in(self) -> Path:
         return Path(self.data_folder_in)
+
+    @cached_property
+    def _writing(self) -> Path:
+        return _folder(self._out / WRITING_FOLDER)
+
+    @cached_property
+    def _taken(self) -> Path:
+        return _folder(self._in / TAKEN_FOLDER)
 
     @contextlib.contextmanager
     def _exchange_lock(self, exchange: str) -> Iterator[Path]:
@@ -71,7 +88,7 @@ class Channel(filesystem.Channel):
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
     def _write_table(self, file: Path, queues: list) -> None:
-        write_atomically(file, str_to_bytes(dumps(queues)), scratch=self.control_folder / WRITING_FOLDER)
+        write_atomically(file, str_to_bytes(dumps(queues)), scratch=_folder(self.control_folder / WRITING_FOLDER))
 
     def get_table(self, exchange):
         file = self._exchange_file(exchange)
@@ -100,16 +117,14 @@ class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
         # The millisecond prefix keeps the stock ordering: messages are taken oldest first.
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
-        write_atomically(self._out / name, str_to_bytes(dumps(payload)), scratch=self._out / WRITING_FOLDER)
+        write_atomically(self._out / name, str_to_bytes(dumps(payload)), scratch=self._writing)
 
     def _get(self, queue):
         suffix = f"{queue}.msg"
-        taken = self._in / TAKEN_FOLDER
-        taken.mkdir(exist_ok=True)
         for name in sorted(os.listdir(self._in)):
             if name.partition(".")[2] != suffix:
                 continue
-            claimed = taken / name
+            claimed = self._taken / name
             try:
                 os.rename(self._in / name, claimed)
             except FileNotFoundError:
