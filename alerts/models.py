@@ -110,9 +110,9 @@ class Alert(models.Model):
     retry_delay = models.DurationField(
         default=timedelta(hours=1), help_text="Between attempts, e.g. 01:00:00 for an hour."
     )
-    periodic_task = models.OneToOneField(
-        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, editable=False
-    )
+    # The next due time the planner has not turned into an occurrence yet (NULL: none to come). Planning
+    # reads it and moves it on from there, never from "now minus a margin", so a late planner loses nothing.
+    next_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
 
@@ -121,6 +121,14 @@ class Alert(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(send_sms=True) | models.Q(send_email=True), name="alert_has_a_channel"
+            ),
+        ]
+        indexes = [
+            # The planner's scan: active alerts whose next occurrence comes within its look-ahead.
+            models.Index(
+                fields=["next_due_at"],
+                name="alert_plan_due",
+                condition=models.Q(state="active", next_due_at__isnull=False),
             ),
         ]
 

@@ -1,151 +1,92 @@
-"""Writes on alerts: scheduling their occurrences, keeping celery beat in sync, and their life cycle."""
+"""Writes on alerts: planning their occurrences when they are saved, and their life cycle."""
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from alerts import schedules
-from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind
-from alerts.selectors import alert_due_times, alert_jobs
-from scheduler.models import WAITING_STATES
+from alerts.models import Alert, AlertState, Channel, Delivery, DeliveryState, Occurrence, ScheduleKind
+from alerts.planner import alert_plan, due_after, is_due_time, occurrence_enqueue, occurrence_job_key
+from alerts.selectors import alert_jobs
+from scheduler.models import ACTIVE_STATES, WAITING_STATES
 from scheduler.services import job_cancel
 
 logger = logging.getLogger(__name__)
-
-RECURRING_TICK_TASK = "alerts.recurring_tick"
-# A beat tick this late still delivers the occurrence it was for (a beat restart, a busy broker).
-TICK_CATCH_UP = timedelta(minutes=10)
 
 
 class AlertNotActive(Exception):
     pass
 
 
-def occurrence_label(alert: Alert, channel: str) -> str:
-    recipients = alert.recipients.count()
-    return f"{alert.name} · {channel} · {recipients} recipient{'s' if recipients != 1 else ''}"
+def _lock(alert: Alert) -> Alert:
+    """Lock the alert's row for the rest of the transaction: edits, cancels and the planner take turns."""
+    return Alert.objects.select_for_update().get(pk=alert.pk)
 
 
-def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime) -> Occurrence:
-    """Record the occurrence and enqueue one delivery job per channel; idempotent.
+def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
+    keys = [occurrence_job_key(pk, channel) for pk in occurrence_ids for channel in Channel.values]
+    return alert_jobs(alert).filter(unique_key__in=keys)
 
-    The occurrence's time is its identity: a second beat process, a replayed tick or a double click
-    finds the existing occurrence and its jobs instead of making new ones.
+
+def _next_due_after_edit(
+    alert: Alert, *, now: datetime, kept: list[Occurrence], previous: datetime | None
+) -> datetime | None:
+    """Where planning goes on after an edit, judged at the one instant ``now``.
+
+    A due time the planner had not reached yet and that the edit did not move is still delivered, late if
+    it has passed meanwhile; otherwise planning starts after the last occurrence kept, or after ``now``.
     """
-    from alerts.tasks import DELIVERY_TASKS
-
-    with transaction.atomic():
-        occurrence, _ = Occurrence.objects.get_or_create(alert=alert, scheduled_for=scheduled_for)
-        for channel in alert.channels:
-            DELIVERY_TASKS[channel].enqueue_with(
-                args=[occurrence.pk],
-                eta=scheduled_for,
-                target=alert,
-                unique_key=f"occurrence:{occurrence.pk}:{channel}",
-                label=occurrence_label(alert, channel),
-                max_attempts=alert.max_attempts,
-                retry_delay=alert.retry_delay,
-            )
-    return occurrence
+    if previous is not None and previous <= now and is_due_time(alert, previous):
+        return previous
+    if alert.send_at is not None and not alert.is_recurring:
+        # A one-off's time is its only one: due (even if it has just passed, "send now if the time has
+        # passed") unless it has been planned already.
+        already = Occurrence.objects.filter(alert=alert, scheduled_for=alert.send_at).exists()
+        return alert.send_at if not already and is_due_time(alert, alert.send_at) else None
+    return due_after(alert, max([now, *(o.scheduled_for for o in kept)]))
 
 
-def alert_enqueue_next(*, alert: Alert, after: datetime | None = None) -> Occurrence | None:
-    """Enqueue the alert's next occurrence after ``after`` (now), if it has one and is active."""
+def _replan(alert: Alert, *, now: datetime, previous: datetime | None) -> Occurrence | None:
+    if alert.schedule_kind == ScheduleKind.INTERVAL and alert.starts_at is None:
+        # An interval counts from a fixed start, or its due times would move with every reading.
+        alert.starts_at = now
+        Alert.objects.filter(pk=alert.pk).update(starts_at=now)
+    future = list(Occurrence.objects.filter(alert=alert, scheduled_for__gt=now).order_by("scheduled_for"))
+    kept = [o for o in future if is_due_time(alert, o.scheduled_for)]
+    moved = [o.pk for o in future if o not in kept]
+    if moved:
+        waiting = _occurrence_jobs(alert, moved).filter(state__in=WAITING_STATES).values_list("pk", flat=True)
+        for job_id in waiting:
+            job_cancel(job_id=job_id, reason="the alert's schedule was edited")
+        Occurrence.objects.filter(pk__in=moved, deliveries__isnull=True).delete()
+    alert.next_due_at = _next_due_after_edit(alert, now=now, kept=kept, previous=previous)
+    Alert.objects.filter(pk=alert.pk).update(next_due_at=alert.next_due_at)
     if alert.state != AlertState.ACTIVE:
         return None
-    upcoming = alert_due_times(alert, after=after or timezone.now(), count=1)
-    if not upcoming:
-        return None
-    return occurrence_enqueue(alert=alert, scheduled_for=upcoming[0])
+    planned = alert_plan(alert=alert, now=now)
+    return planned[0] if planned else None
 
 
-def _sync_periodic_task(alert: Alert) -> None:
-    """Keep the alert's celery beat entry (django-celery-beat) in step with its schedule and state."""
-    if not alert.is_recurring:
-        if alert.periodic_task_id:
-            PeriodicTask.objects.filter(pk=alert.periodic_task_id).delete()
-            Alert.objects.filter(pk=alert.pk).update(periodic_task=None)
-            alert.periodic_task = None
-        return
-    crontab = interval = None
-    if alert.schedule_kind == ScheduleKind.CRONTAB:
-        minute, hour, day_of_month, month, day_of_week = schedules.parse_crontab(alert.crontab).fields
-        crontab, _ = CrontabSchedule.objects.get_or_create(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month,
-            day_of_week=day_of_week,
-            timezone=str(alert.timezone),
-        )
-    else:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=alert.interval_every, period=alert.interval_unit)
-    values = {
-        "task": RECURRING_TICK_TASK,
-        "kwargs": json.dumps({"alert_id": alert.pk}),
-        "crontab": crontab,
-        "interval": interval,
-        "enabled": alert.state == AlertState.ACTIVE,
-        "queue": settings.JOB_BROKER_QUEUES["default"],
-        "description": f"Beat tick of alert {alert.pk} ({alert.name}); managed by the alert, edit the alert instead.",
-    }
-    task, _ = PeriodicTask.objects.update_or_create(name=f"alert {alert.pk}", defaults=values)
-    if alert.periodic_task_id != task.pk:
-        Alert.objects.filter(pk=alert.pk).update(periodic_task=task)
-        alert.periodic_task = task
+def alert_schedule_sync(*, alert: Alert, now: datetime | None = None) -> Occurrence | None:
+    """After an alert was created or edited: re-plan what is to come, and plan what is due soon.
 
-
-def _cancel_future_occurrences(alert: Alert, *, reason: str) -> int:
-    """Cancel the waiting jobs of occurrences still to come, and forget those occurrences."""
-    now = timezone.now()
-    future = Occurrence.objects.filter(alert=alert, scheduled_for__gt=now)
-    future_ids = [str(pk) for pk in future.values_list("pk", flat=True)]
-    cancelled = 0
-    for job in alert_jobs(alert).filter(state__in=WAITING_STATES).only("pk", "args"):
-        if job.args and str(job.args[0]) in future_ids:
-            cancelled += job_cancel(job_id=job.pk, reason=reason)
-    future.filter(deliveries__isnull=True).delete()
-    return cancelled
-
-
-def alert_schedule_sync(*, alert: Alert) -> Occurrence | None:
-    """After an alert was created or edited: re-plan what is to come, and enqueue the next occurrence."""
-    with transaction.atomic():
-        _cancel_future_occurrences(alert, reason="the alert's schedule was edited")
-        _sync_periodic_task(alert)
-        return alert_enqueue_next(alert=alert)
-
-
-def alert_recurring_tick(*, alert_id: int, now: datetime | None = None) -> Occurrence | None:
-    """What one beat tick of a recurring alert does: make sure the due and the next occurrence exist.
-
-    The occurrence time comes from the alert's schedule (and its DST policy), not from the moment beat
-    fired, so ticks from two beat processes, or a replayed tick, land on the same occurrence.
+    "Now" is read once, so an occurrence is either kept or re-planned, never dropped by an edit that
+    straddles its due time. Occurrences still to come that the schedule (as edited) still has are kept
+    with their jobs, which re-fetch the alert and send its current text: an edit of the message or the
+    recipients changes no job. The others are cancelled. Returns the first occurrence planned now, if any.
     """
     now = now or timezone.now()
-    alert = Alert.objects.filter(pk=alert_id).first()
-    if alert is None or not alert.is_recurring or alert.state != AlertState.ACTIVE:
-        return None
-    # Catch up on what a late tick missed, but never on times from before the schedule was last saved.
-    for due in alert_due_times(alert, after=max(now - TICK_CATCH_UP, alert.modified_at), count=50):
-        if due > now:
-            break
-        occurrence_enqueue(alert=alert, scheduled_for=due)
-    return alert_enqueue_next(alert=alert, after=now)
+    with transaction.atomic():
+        return _replan(alert, now=now, previous=_lock(alert).next_due_at)
 
 
 def _set_state(alert: Alert, state: AlertState, *, from_states: tuple[AlertState, ...]) -> bool:
     changed = Alert.objects.filter(pk=alert.pk, state__in=from_states).update(state=state, modified_at=timezone.now())
     if changed:
         alert.state = state
-        _sync_periodic_task(alert)
     return bool(changed)
 
 
@@ -155,16 +96,23 @@ def alert_pause(*, alert: Alert) -> bool:
 
 
 def alert_resume(*, alert: Alert) -> Occurrence | None:
-    if not _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.PAUSED,)):
-        raise AlertNotActive(f"“{alert}” is {alert.state}; only paused alerts can be resumed.")
-    return alert_enqueue_next(alert=alert)
+    """Resume: recurring alerts go on from now (what fell due while paused is not sent); a one-off that
+    never went out is sent now."""
+    with transaction.atomic():
+        if not _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.PAUSED,)):
+            raise AlertNotActive(f"“{alert}” is {alert.state}; only paused alerts can be resumed.")
+        return _replan(alert, now=timezone.now(), previous=None)
 
 
 def alert_cancel(*, alert: Alert) -> int:
-    """Cancel the alert and every job of it that has not finished; return how many jobs were cancelled."""
+    """Cancel the alert and every job of it that has not finished; return how many jobs were cancelled.
+
+    The state changes first, under the alert's row lock, which the planner also takes: it either planned
+    before (and its jobs are cancelled here) or finds the alert cancelled, so the count is the truth.
+    """
     with transaction.atomic():
         _set_state(alert, AlertState.CANCELLED, from_states=(AlertState.ACTIVE, AlertState.PAUSED))
-        jobs = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).values_list("pk", flat=True)
+        jobs = alert_jobs(alert).filter(state__in=ACTIVE_STATES).values_list("pk", flat=True)
         return sum(job_cancel(job_id=pk, reason="the alert was cancelled") for pk in jobs)
 
 
@@ -180,11 +128,13 @@ def alert_acknowledge(*, alert: Alert, by: str) -> bool:
 
 def alert_send_now(*, alert: Alert) -> Occurrence:
     """Deliver an occurrence now, besides the schedule."""
-    if alert.state == AlertState.COMPLETED:
-        _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,))
-    if alert.state != AlertState.ACTIVE:
-        raise AlertNotActive(f"“{alert}” is {alert.state}; resume or re-create it to send.")
-    return occurrence_enqueue(alert=alert, scheduled_for=timezone.now())
+    with transaction.atomic():
+        if alert.state == AlertState.COMPLETED:
+            _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,))
+        alert.state = _lock(alert).state
+        if alert.state != AlertState.ACTIVE:
+            raise AlertNotActive(f"“{alert}” is {alert.state}; resume or re-create it to send.")
+        return occurrence_enqueue(alert=alert, scheduled_for=timezone.now())
 
 
 def alert_duplicate(*, alert: Alert) -> Alert:
@@ -194,21 +144,24 @@ def alert_duplicate(*, alert: Alert) -> Alert:
     copy.pk = None
     copy.name = f"{alert.name} (copy)"[:200]
     copy.state = AlertState.PAUSED
-    copy.periodic_task = None
+    copy.next_due_at = None
     copy.save()
     copy.recipients.set(recipients)
-    _sync_periodic_task(copy)
     return copy
 
 
 def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
-    """A one-off alert is completed once no other job of it is waiting or running."""
+    """A one-off alert is completed once nothing of it is left to plan and no other job is waiting or running."""
     if alert.is_recurring:
         return False
-    others = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).exclude(pk=finishing_job_id)
+    others = alert_jobs(alert).filter(state__in=ACTIVE_STATES).exclude(pk=finishing_job_id)
     if others.exists():
         return False
-    return bool(Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE).update(state=AlertState.COMPLETED))
+    return bool(
+        Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE, next_due_at__isnull=True).update(
+            state=AlertState.COMPLETED
+        )
+    )
 
 
 # Twilio's message statuses, and the delivery states each may replace: a late "sent" never undoes "delivered".

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
-from django_celery_beat.models import PeriodicTask
 
 from alerts.models import Alert
 from alerts.selectors import alert_jobs
@@ -14,7 +13,5 @@ from scheduler.services import job_cancel
 
 @receiver(post_delete, sender=Alert)
 def forget_deleted_alert(sender, instance: Alert, **kwargs) -> None:
-    if instance.periodic_task_id:
-        PeriodicTask.objects.filter(pk=instance.periodic_task_id).delete()
     for job_id in alert_jobs(instance).filter(state__in=ACTIVE_STATES).values_list("pk", flat=True):
         job_cancel(job_id=job_id, reason="the alert was deleted")

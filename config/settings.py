@@ -224,7 +224,19 @@ JOB_UNCLAIMED_GRACE = timedelta(seconds=env.int("JOB_UNCLAIMED_GRACE_SECONDS", 6
 JOB_LEASE = timedelta(seconds=env.int("JOB_LEASE_SECONDS", 600, minimum=1))
 JOB_RETRY_DELAY = timedelta(seconds=env.int("JOB_RETRY_DELAY_SECONDS", 3600, minimum=1))
 
+# --- Alerts' planner (alerts/planner.py) ----------------------------------------------------------------
+# How often beat runs the planner, how far ahead it turns due times into jobs, and how late a due time may
+# still be delivered after the planner was down (older ones are skipped with a warning, not sent hours late).
+ALERT_PLAN_INTERVAL = timedelta(seconds=env.int("ALERT_PLAN_INTERVAL_SECONDS", 10, minimum=1))
+ALERT_PLAN_AHEAD = timedelta(seconds=env.int("ALERT_PLAN_AHEAD_SECONDS", 120, minimum=0))
+ALERT_CATCH_UP = timedelta(seconds=env.int("ALERT_CATCH_UP_SECONDS", 3600, minimum=1))
+
 CELERY_BEAT_SCHEDULE = {
+    "alerts.plan-due": {
+        "task": "alerts.plan_due",
+        "schedule": ALERT_PLAN_INTERVAL.total_seconds(),
+        "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": ALERT_PLAN_INTERVAL.total_seconds()},
+    },
     "scheduler.dispatch-due-jobs": {
         "task": "scheduler.dispatch_due_jobs",
         "schedule": JOB_DISPATCH_INTERVAL.total_seconds(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 
 from alerts.models import Alert, AlertState, Contact, ScheduleKind
+from alerts.planner import alerts_plan_due
 from scheduler.models import Job, State
 from tests.alerts.factories import AlertFactory, ContactFactory
 
@@ -112,17 +113,22 @@ def test_an_invalid_crontab_field_is_named(admin_client):
     assert "The hour field “25”" in errors_of(response)["crontab"][0]
 
 
-@time_machine.travel(NOW, tick=False)
-def test_a_recurring_alert_gets_a_beat_entry_in_its_timezone_and_its_first_occurrence(admin_client):
-    data = alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="30 8 * * mon-fri", send_email="on")
-    assert admin_client.post("/admin/alerts/alert/add/", data).status_code == 302
-    alert = Alert.objects.get()
-    task = PeriodicTask.objects.get(pk=alert.periodic_task_id)
-    assert (task.task, task.enabled, str(task.crontab.timezone)) == ("alerts.recurring_tick", True, "Europe/Paris")
-    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "8", "mon-fri")
+def test_a_recurring_alert_is_planned_in_its_timezone_by_the_planner_not_by_a_beat_entry(admin_client):
+    with time_machine.travel(NOW, tick=False) as traveller:
+        data = alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="30 8 * * mon-fri", send_email="on")
+        assert admin_client.post("/admin/alerts/alert/add/", data).status_code == 302
+        alert = Alert.objects.get()
+        monday_0830_paris = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+        assert alert.next_due_at == monday_0830_paris
+        assert not PeriodicTask.objects.filter(task__startswith="alerts.").exists()
+        assert not Job.objects.exists(), "days away: not planned yet"
+        traveller.move_to(monday_0830_paris - timedelta(minutes=1))
+        alerts_plan_due()
     jobs = Job.objects.order_by("task_name")
     assert [j.task_name for j in jobs] == ["alerts.deliver_email", "alerts.deliver_sms"]
-    assert {j.eta for j in jobs} == {datetime(2026, 11, 23, 7, 30, tzinfo=UTC)}  # Monday 08:30 in Paris
+    assert {j.eta for j in jobs} == {monday_0830_paris}
+    alert.refresh_from_db()
+    assert alert.next_due_at == datetime(2026, 11, 24, 7, 30, tzinfo=UTC), "planning moved on to Tuesday"
 
 
 @time_machine.travel(NOW, tick=False)
@@ -159,7 +165,7 @@ def test_pause_resume_cancel_and_duplicate_actions(admin_client):
     assert alert.state == AlertState.PAUSED
     admin_client.post(changelist, {"action": "resume", "_selected_action": [alert.pk]})
     alert.refresh_from_db()
-    assert alert.state == AlertState.ACTIVE and alert.periodic_task.enabled
+    assert alert.state == AlertState.ACTIVE and alert.next_due_at is not None
     admin_client.post(changelist, {"action": "duplicate", "_selected_action": [alert.pk]})
     copy = Alert.objects.exclude(pk=alert.pk).get()
     assert (copy.name, copy.state, list(copy.recipients.all())) == (
@@ -167,5 +173,5 @@ def test_pause_resume_cancel_and_duplicate_actions(admin_client):
     )  # fmt: skip
     admin_client.post(changelist, {"action": "cancel", "_selected_action": [alert.pk]})
     alert.refresh_from_db()
-    assert alert.state == AlertState.CANCELLED and not alert.periodic_task.enabled
+    assert alert.state == AlertState.CANCELLED
     assert not Job.objects.filter(target_id=str(alert.pk), state__in=["scheduled", "queued"]).exists()

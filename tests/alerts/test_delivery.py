@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from alerts import services
-from alerts.models import AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind, SmsSinkMessage
+from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind, SmsSinkMessage
+from alerts.planner import alerts_plan_due, occurrence_enqueue
 from scheduler import publishing
 from scheduler.models import EventKind, Job, State
 from scheduler.services import job_run_now
@@ -111,18 +111,18 @@ def test_an_inactive_only_recipient_aborts_the_job(fake_twilio):
     assert job.state == State.ABORTED and "no active recipient" in job.status_message
 
 
-def test_a_duplicated_beat_tick_delivers_one_message(fake_twilio):
-    with time_machine.travel(timezone.now() - timedelta(hours=2), tick=False) as traveller:
-        alert = AlertFactory(schedule_kind=ScheduleKind.CRONTAB, send_at=None, crontab="0 * * * *")
-        next_hour = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        traveller.move_to(next_hour + timedelta(seconds=2))
-        services.alert_recurring_tick(alert_id=alert.pk)
-        services.alert_recurring_tick(alert_id=alert.pk)  # a second beat, or a replayed tick
-    due = Job.objects.get(eta=next_hour)
+def test_two_planners_and_a_replayed_run_deliver_one_message(fake_twilio):
+    alert = AlertFactory(schedule_kind=ScheduleKind.INTERVAL, send_at=None, interval_every=1, interval_unit="days",
+                         starts_at=timezone.now() + timedelta(seconds=1))  # fmt: skip
+    Alert.objects.filter(pk=alert.pk).update(next_due_at=alert.starts_at)
+    alerts_plan_due()
+    alerts_plan_due()  # a second beat, or a replayed run
+    services.alert_schedule_sync(alert=Alert.objects.get(pk=alert.pk))  # an edit that moves nothing
+    due = Job.objects.get(eta=alert.starts_at)
     due.wait(timeout=30)
-    assert Occurrence.objects.filter(alert=alert, scheduled_for=next_hour).count() == 1
-    assert Job.objects.filter(eta=next_hour + timedelta(hours=1)).count() == 1, "the next one waits"
+    assert Occurrence.objects.filter(alert=alert).count() == 1
     assert len(fake_twilio.messages) == 1
+    assert Alert.objects.get(pk=alert.pk).next_due_at == alert.starts_at + timedelta(days=1)
 
 
 def test_email_goes_through_smtp(fake_smtp):
@@ -152,7 +152,7 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_res
     Delivery.objects.create(
         occurrence=occurrence, contact=alert.recipients.get(), channel="sms", state=DeliveryState.SENDING
     )
-    services.occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
+    occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
     only_job().wait(timeout=30)
     assert Delivery.objects.get().state == DeliveryState.UNKNOWN
     assert fake_twilio.messages == []

@@ -1,0 +1,150 @@
+"""The planner: turns alerts' due times into occurrences with delivery jobs, ahead of time, from the database.
+
+One periodic task (beat, every ``ALERT_PLAN_INTERVAL``) works through the active alerts whose
+``next_due_at`` comes within ``ALERT_PLAN_AHEAD``, in batches, each alert row locked (``SKIP LOCKED`` on
+PostgreSQL) so that planners on several nodes share the work and an admin save or a cancel in progress is
+never planned over. It plans from the alert's own ``next_due_at`` and moves it on to the following due
+time, never from "now minus a margin": a late, lost or overlapping planner run loses no occurrence, and
+the occurrence time is part of the job's identity, so none is delivered twice.
+
+Why not one celery beat entry per alert (django-celery-beat's ``PeriodicTask``): beat reloads its whole
+schedule whenever one entry changes, and at 10,000 entries with an edit a second it spent its time
+reloading; ticks then depended on reload timing (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.models import Alert, AlertState, Occurrence
+from alerts.schedules import ScheduleError
+from alerts.selectors import alert_due_times
+from alerts.tasks import DELIVERY_TASKS
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+ONE_TICK = timedelta(microseconds=1)
+
+
+@dataclass
+class PlanReport:
+    alerts: int = 0
+    occurrences: int = 0
+    skipped: int = 0  # due times older than the catch-up window, not delivered
+
+
+def occurrence_label(alert: Alert, channel: str, recipients: int) -> str:
+    return f"{alert.name} · {channel} · {recipients} recipient{'s' if recipients != 1 else ''}"
+
+
+def occurrence_job_key(occurrence_id: int, channel: str) -> str:
+    """The unique key of an occurrence's delivery job on one channel: its identity, and how it is found."""
+    return f"occurrence:{occurrence_id}:{channel}"
+
+
+def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int | None = None) -> Occurrence:
+    """Record the occurrence and enqueue one delivery job per channel; idempotent.
+
+    The occurrence's time is its identity: a second planner, a replayed run or a double click finds the
+    existing occurrence and its jobs instead of making new ones.
+    """
+    if recipients is None:
+        recipients = alert.recipients.count()
+    with transaction.atomic():
+        occurrence, _ = Occurrence.objects.get_or_create(alert=alert, scheduled_for=scheduled_for)
+        for channel in alert.channels:
+            DELIVERY_TASKS[channel].enqueue_with(
+                args=[occurrence.pk],
+                eta=scheduled_for,
+                target=alert,
+                unique_key=occurrence_job_key(occurrence.pk, channel),
+                label=occurrence_label(alert, channel, recipients),
+                max_attempts=alert.max_attempts,
+                retry_delay=alert.retry_delay,
+            )
+    return occurrence
+
+
+def due_after(alert: Alert, moment: datetime) -> datetime | None:
+    """The alert's first due time strictly after ``moment``, by its schedule and expiry."""
+    times = alert_due_times(alert, after=moment, count=1)
+    return times[0] if times else None
+
+
+def is_due_time(alert: Alert, moment: datetime) -> bool:
+    """Whether the alert's schedule (as it is now) has a due time at exactly ``moment``."""
+    return due_after(alert, moment - ONE_TICK) == moment
+
+
+def alert_plan(*, alert: Alert, now: datetime, report: PlanReport | None = None) -> list[Occurrence]:
+    """Plan the alert's occurrences due up to ``now + ALERT_PLAN_AHEAD``; the caller holds the row lock.
+
+    Due times older than ``ALERT_CATCH_UP`` (the planner was down that long) are skipped with a warning
+    rather than sent hours late; everything newer is delivered, late if need be.
+    """
+    report = report or PlanReport()
+    due = alert.next_due_at
+    # A one-off has one occurrence: its job is written at once, waiting in the database and shown on the
+    # job pages until the engine's horizon publishes it. Recurring alerts are planned within the look-ahead.
+    horizon = now + settings.ALERT_PLAN_AHEAD if alert.is_recurring else datetime.max.replace(tzinfo=UTC)
+    oldest_allowed = now - settings.ALERT_CATCH_UP
+    planned: list[Occurrence] = []
+    recipients = None
+    if due is not None and due < oldest_allowed:
+        logger.warning(
+            "alert %s: due times from %s to %s are older than the catch-up window and are not sent",
+            alert.pk,
+            due.isoformat(),
+            oldest_allowed.isoformat(),
+        )
+        report.skipped += 1
+        due = due_after(alert, oldest_allowed - ONE_TICK)
+    while due is not None and due <= horizon:
+        if recipients is None:
+            recipients = alert.recipients.count()
+        planned.append(occurrence_enqueue(alert=alert, scheduled_for=due, recipients=recipients))
+        due = due_after(alert, due)
+    if due != alert.next_due_at:
+        Alert.objects.filter(pk=alert.pk).update(next_due_at=due)
+        alert.next_due_at = due
+    report.occurrences += len(planned)
+    return planned
+
+
+def alerts_plan_due(*, now: datetime | None = None, budget: float | None = None) -> PlanReport:
+    """Plan every active alert due within the look-ahead, batch by batch, for at most ``budget`` seconds.
+
+    Each batch is one short transaction holding its alerts' row locks; rows locked by someone else (an
+    admin save, a cancel, another planner) are skipped now and planned by the next run.
+    """
+    report = PlanReport()
+    budget = settings.ALERT_PLAN_INTERVAL.total_seconds() * 3 if budget is None else budget
+    deadline = time.monotonic() + budget
+    while True:
+        moment = now or timezone.now()
+        with transaction.atomic():
+            batch = list(
+                Alert.objects.select_for_update(skip_locked=True)
+                .filter(state=AlertState.ACTIVE, next_due_at__lte=moment + settings.ALERT_PLAN_AHEAD)
+                .order_by("next_due_at")[:BATCH_SIZE]
+            )
+            for alert in batch:
+                try:
+                    with transaction.atomic():
+                        alert_plan(alert=alert, now=moment, report=report)
+                except ScheduleError as exc:
+                    # Saved around the form's validation (a shell, a bulk update): stop planning it, loudly,
+                    # instead of failing the whole batch at every run.
+                    logger.error("alert %s has a schedule that cannot be read, not planned: %s", alert.pk, exc)
+                    Alert.objects.filter(pk=alert.pk).update(next_due_at=None)
+        report.alerts += len(batch)
+        if len(batch) < BATCH_SIZE or time.monotonic() >= deadline:
+            return report
