@@ -29,14 +29,15 @@ FIGURES = ["throughput", "timing", "cancel", "recurring", "memory", "pages"]
 KEYS = [
     "throughput_ratio", "tracked_jobs_per_s", "bare_tasks_per_s", "eta_p50_ms", "eta_p99_ms", "eta_early",
     "far_future_worker_rss_growth_mb", "bare_eta_worker_rss_growth_mb", "jobs_page_p95_ms", "jobs_page_queries",
-    "recurring_p99_s", "recurring_duplicates", "cancel_all_s", "cancel_all_ran_after", "broker",
+    "recurring_p99_s", "recurring_duplicates", "recurring_edit_undelivered", "recurring_50k_plan_lag_p99_s",
+    "cancel_all_s", "cancel_all_ran_after", "broker",
 ]  # fmt: skip
 SCALES: dict[str, dict[str, int]] = {
     "full": {
         "bare_n": 20_000, "tracked_n": 3_000,
         "eta_rate": 50, "eta_seconds": 60,
         "cancel_n": 100_000, "cancel_published": 5_000,
-        "recurring_n": 10_000,
+        "recurring_n": 10_000, "plan_n": 50_000,
         "far_n": 100_000, "bare_eta_n": 100_000,
         "page_rows": 1_000_000, "page_samples": 40,
     },
@@ -44,7 +45,7 @@ SCALES: dict[str, dict[str, int]] = {
         "bare_n": 2_000, "tracked_n": 300,
         "eta_rate": 50, "eta_seconds": 10,
         "cancel_n": 10_000, "cancel_published": 300,
-        "recurring_n": 300,
+        "recurring_n": 300, "plan_n": 1_000,
         "far_n": 5_000, "bare_eta_n": 5_000,
         "page_rows": 100_000, "page_samples": 20,
     },

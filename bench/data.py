@@ -80,7 +80,7 @@ def _init_child() -> None:
 def enqueue_occurrences(ids: Sequence[int]) -> int:
     """``occurrence_enqueue`` for each alert at its ``send_at``: a job row, published if due soon."""
     from alerts.models import Alert
-    from alerts.services import occurrence_enqueue
+    from alerts.planner import occurrence_enqueue
 
     alerts_by_id = Alert.objects.in_bulk(list(ids))
     for pk in ids:

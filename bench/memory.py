@@ -4,7 +4,7 @@ bare Celery ``apply_async(eta=+2 days)`` of the same count, which Celery holds i
 A fresh worker is started and warmed up (a few tracked alerts and no-ops, the dispatcher once), so that
 what it imports and caches on first use is not counted. Then:
 
-- tracked: one-off alerts due in 2 to 3 days, enqueued through ``alerts.services.occurrence_enqueue``
+- tracked: one-off alerts due in 2 to 3 days, enqueued through ``alerts.planner.occurrence_enqueue``
   (in parallel processes: it is the setting of the scene, not the measure); their jobs wait in the
   database. The dispatcher then runs three times in the worker (``scheduler.dispatch_due_jobs``) and must
   publish none of them.

@@ -219,7 +219,7 @@ class Stack:
         raise BenchError(f"worker {proc.hostname} did not answer a ping within {timeout}s:\n{proc.log_tail()}")
 
     def start_beat(self) -> Proc:
-        # Beat publishes the dispatcher's and the sweep's ticks, and one tick per recurring alert.
+        # Beat publishes the dispatcher's, the sweep's and the planner's ticks.
         argv = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "beat", "--loglevel=WARNING",
                 f"--schedule={self.tmp / 'beat-schedule'}"]  # fmt: skip
         proc = self._spawn("beat", argv)

@@ -2,7 +2,7 @@
 
 Each alert is a one-off alert whose ``send_at`` is ``T0 + i / rate``; its message carries that time, so
 the time is read back from what the fake Twilio server received. The occurrences are enqueued through
-``alerts.services.occurrence_enqueue`` (a job row, published after commit with the ETA since it is due
+``alerts.planner.occurrence_enqueue`` (a job row, published after commit with the ETA since it is due
 within the horizon) before ``T0``, so that nothing but the deliveries themselves load the machine while
 they are due. Lateness = the fake's ``time.time()`` on receipt - the scheduled time; negative is early.
 """
