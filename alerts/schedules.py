@@ -77,6 +77,11 @@ class RelativeSpec:
     at: time | None
 
     def resolve(self, base: datetime, tz: ZoneInfo) -> datetime:
+        """Calendar units (and ``at``) on the wall clock with the DST policy, then elapsed units on the instant."""
+        if not self.calendar and self.at is None:
+            # Hours and minutes alone count from the instant itself: its wall-clock reading may occur twice
+            # (the repeated autumn hour), and reading it back would pick the first pass, an hour early.
+            return base.astimezone(UTC) + self.elapsed
         local = wall_clock(base, tz) + self.calendar
         if self.at is not None:
             local = datetime.combine(local.date(), self.at)
