@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from alerts import schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
 from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
-from alerts.selectors import alert_due_times
+from alerts.schedules import alert_due_times
 
 
 @admin.register(Contact)

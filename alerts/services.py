@@ -13,7 +13,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from alerts import schedules
 from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind
-from alerts.selectors import alert_due_times, alert_jobs
+from alerts.schedules import alert_due_times
+from alerts.selectors import alert_jobs
 from scheduler.models import WAITING_STATES
 from scheduler.services import job_cancel
 

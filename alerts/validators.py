@@ -5,10 +5,9 @@ from __future__ import annotations
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import TemplateSyntaxError
 
-# Messages are plain text (SMS and text email): no HTML escaping of names like "O'Brien & Sons".
-MESSAGE_ENGINE = Engine(autoescape=False)
+from alerts.messages import render_message
 
 
 def normalize_phone(value: str) -> str:
@@ -43,10 +42,6 @@ class _SampleContact:
 
 class _SampleAlert:
     name = "Sample alert"
-
-
-def render_message(template: str, **context: object) -> str:
-    return MESSAGE_ENGINE.from_string(template).render(Context(context))
 
 
 def validate_message_template(value: str) -> None:

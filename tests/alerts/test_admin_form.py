@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
 from alerts.models import Alert, ScheduleKind
+from alerts.schedules import alert_due_times
 from tests.alerts.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +63,47 @@ def test_a_relative_alert_saved_in_the_repeated_autumn_hour_counts_from_that_ins
     assert response.status_code == 302, errors_of(response)
     alert = Alert.objects.get()
     assert (alert.relative_base, alert.send_at) == (BERLIN_SECOND_PASS, expected)
+
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def unsaved(**fields) -> Alert:
+    values = {"name": "Water the plants", "message": "Hi {{ contact.name }}", "timezone": "Europe/Paris"}
+    return Alert(**{**values, **fields})
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_relative_alert_validated_outside_the_admin_gets_its_time():
+    alert = unsaved(schedule_kind=ScheduleKind.RELATIVE, relative_spec="+2 days at 09:00")
+    alert.full_clean()
+    alert.save()
+    alert.refresh_from_db()
+    assert alert.relative_base == NOW
+    assert alert.send_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+    assert alert_due_times(alert, after=NOW) == [alert.send_at]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_relative_alert_keeps_counting_from_its_stored_base_when_validated_again():
+    alert = unsaved(schedule_kind=ScheduleKind.RELATIVE, relative_spec="+90 minutes")
+    alert.full_clean()
+    alert.save()
+    with time_machine.travel(NOW + timedelta(minutes=20), tick=False):
+        alert.full_clean()
+    assert alert.send_at == NOW + timedelta(minutes=90)
+
+
+def test_an_unreadable_relative_spec_is_refused_outside_the_admin_too():
+    alert = unsaved(schedule_kind=ScheduleKind.RELATIVE, relative_spec="next tuesday")
+    with pytest.raises(ValidationError) as error:
+        alert.full_clean()
+    assert "Could not read “next tuesday”" in error.value.message_dict["relative_spec"][0]
+
+
+def test_the_admin_form_names_an_unreadable_relative_spec_once(admin_client):
+    data = alert_form(schedule_kind=ScheduleKind.RELATIVE, relative_spec="next tuesday")
+    response = admin_client.post("/admin/alerts/alert/add/", data)
+    [message] = errors_of(response)["relative_spec"]
+    assert message.startswith("Could not read “next tuesday”")
+    assert not Alert.objects.exists()
