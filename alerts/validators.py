@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.template import TemplateSyntaxError
 
-from alerts.messages import render_message
+from alerts.messages import render_message, unclosed_tag
 
 
 def normalize_phone(value: str) -> str:
@@ -46,6 +46,14 @@ class _SampleAlert:
 
 def validate_message_template(value: str) -> None:
     """A template error is a form error now, not a failure at send time."""
+    unclosed = unclosed_tag(value)
+    if unclosed is not None:
+        text, closer = unclosed
+        raise ValidationError(
+            f"The message is not a valid template: “{text}” is not closed; close it with “{closer}” on the same "
+            "line, e.g. {{ contact.name }}.",
+            code="invalid_template",
+        )
     try:
         rendered = render_message(value, contact=_SampleContact(), alert=_SampleAlert())
     except TemplateSyntaxError as exc:

@@ -107,3 +107,34 @@ def test_the_admin_form_names_an_unreadable_relative_spec_once(admin_client):
     [message] = errors_of(response)["relative_spec"]
     assert message.startswith("Could not read “next tuesday”")
     assert not Alert.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "message, named",
+    [
+        ("Hi {{ contact.name", "“{{ contact.name” is not closed; close it with “}}”"),
+        ("Hi {{ contact.name }}, {{ alert.name", "“{{ alert.name” is not closed"),
+        (
+            "Hi {{ contact.name\n}}, the room is hot",
+            "“{{ contact.name” is not closed; close it with “}}” on the same line",
+        ),
+        ("{% if contact.name %}Hi{% endif %} {# note", "“{# note” is not closed; close it with “#}”"),
+        ("Hi {% if contact.name", "“{% if contact.name” is not closed; close it with “%}”"),
+    ],
+)
+def test_an_unclosed_tag_in_the_message_is_a_form_error(admin_client, message, named):
+    response = admin_client.post("/admin/alerts/alert/add/", alert_form(message=message))
+    [error] = errors_of(response)["message"]
+    assert error.startswith("The message is not a valid template") and named in error
+    assert not Alert.objects.exists()
+
+
+def test_an_unclosed_tag_is_refused_outside_the_admin_too():
+    alert = unsaved(schedule_kind=ScheduleKind.ONCE, send_at=NOW, message="Hi {{ contact.name")
+    with pytest.raises(ValidationError) as error:
+        alert.full_clean()
+    assert "“{{ contact.name” is not closed" in error.value.message_dict["message"][0]
+
+
+def test_braces_that_open_no_tag_are_plain_text():
+    unsaved(schedule_kind=ScheduleKind.ONCE, send_at=NOW, message="Load {cpu} > 90% }} {x}").full_clean()
