@@ -138,3 +138,31 @@ def test_an_unclosed_tag_is_refused_outside_the_admin_too():
 
 def test_braces_that_open_no_tag_are_plain_text():
     unsaved(schedule_kind=ScheduleKind.ONCE, send_at=NOW, message="Load {cpu} > 90% }} {x}").full_clean()
+
+
+def test_the_alert_form_groups_each_schedule_kind_in_its_own_fieldset_all_rendered_without_javascript(admin_client):
+    page = admin_client.get("/admin/alerts/alert/add/").content.decode()
+    fields = {
+        "once": ["send_at_0", "send_if_past"],
+        "relative": ["relative_base_0", "relative_spec"],
+        "crontab": ["crontab"],
+        "interval": ["interval_every", "interval_unit", "starts_at_0"],
+    }
+    for kind, names in fields.items():
+        start = page.index(f'class="module aligned schedule-kind kind-{kind}"')
+        fieldset = page[start : page.index("</fieldset>", start)]
+        for name in names:
+            assert f'name="{name}"' in fieldset
+    assert "alerts/alert_form.js" in page
+    assert page.count("schedule-kind kind-") == 4
+
+
+def test_the_contacts_timezone_filter_lists_only_the_zones_in_use(admin_client):
+    ContactFactory(name="Ada", timezone="Europe/Paris")
+    ContactFactory(name="Bo", timezone="Asia/Tokyo")
+    ContactFactory(name="Cy", timezone="Asia/Tokyo")
+    page = admin_client.get("/admin/alerts/contact/").content.decode()
+    assert "America%2FLima" not in page and "America/Lima" not in page
+    assert "?timezone=Asia%2FTokyo" in page and "?timezone=Europe%2FParis" in page
+    filtered = admin_client.get("/admin/alerts/contact/", {"timezone": "Asia/Tokyo"})
+    assert [c.name for c in filtered.context["cl"].result_list] == ["Bo", "Cy"]
