@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
+from django.utils import timezone
 
+from alerts.models import Alert
+from tests.alerts.factories import ContactFactory
 from tests.pages.conftest import EXPECT_TIMEOUT_MS, PASSWORD, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,6 +45,53 @@ def open_add_form(page, base_url: str, at: datetime = T) -> None:
 def shortcut(page, field: str, name: str):
     """The "Now" or "Today" link beside ``field``'s input."""
     return page.locator(f"#id_{field} + .datetimeshortcuts a", has_text=name)
+
+
+def test_now_and_today_fill_the_current_time_in_the_alert_timezone(admin_page, live_server):
+    from playwright.sync_api import expect
+
+    page = admin_page
+    open_add_form(page, live_server.url)
+    page.select_option("#id_schedule_kind", "once")
+    page.select_option("#id_timezone", "Europe/Paris")
+    shortcut(page, "send_at_0", "Today").click()
+    shortcut(page, "send_at_1", "Now").click()
+    expect(page.locator("#id_send_at_0")).to_have_value("2030-07-01")
+    expect(page.locator("#id_send_at_1")).to_have_value("12:00:00")
+    expect(page.locator("#id_send_at_1 ~ .timezonewarning")).to_have_text(
+        "Note: times are read in Europe/Paris, 6 hours ahead of your browser."
+    )
+
+    page.select_option("#id_timezone", "Asia/Tokyo")
+    shortcut(page, "send_at_1", "Now").click()
+    expect(page.locator("#id_send_at_1")).to_have_value("19:00:00")
+    page.select_option("#id_timezone", "Australia/Lord_Howe")  # +10:30 in July
+    shortcut(page, "send_at_1", "Now").click()
+    expect(page.locator("#id_send_at_1")).to_have_value("20:30:00")
+
+
+def test_a_base_filled_with_now_is_saved_as_that_instant(admin_page, live_server):
+    from playwright.sync_api import expect
+
+    page = admin_page
+    # Near the real clock, so that the session of the log-in has not expired.
+    now = timezone.now().replace(second=0, microsecond=0)
+    ContactFactory(name="Ada")
+    open_add_form(page, live_server.url, now)
+    page.fill("#id_name", "Water the plants")
+    page.fill("#id_message", "Hi {{ contact.name }}")
+    page.select_option("#id_recipients_from", label="Ada")
+    page.click("#id_recipients_add")
+    page.select_option("#id_timezone", "Europe/Paris")
+    page.select_option("#id_schedule_kind", "relative")
+    shortcut(page, "relative_base_0", "Today").click()
+    shortcut(page, "relative_base_1", "Now").click()
+    page.fill("#id_relative_spec", "+30 minutes")
+    with time_machine.travel(now, tick=True):  # the server's clock agrees with the browser's
+        page.click("input[name=_save]")
+        expect(page.locator(".messagelist .success")).to_be_visible()
+    alert = Alert.objects.get()
+    assert (alert.relative_base, alert.send_at) == (now, now + timedelta(minutes=30))
 
 
 def test_only_the_chosen_schedule_kind_fields_show(admin_page, live_server):
