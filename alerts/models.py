@@ -131,12 +131,11 @@ class Alert(models.Model):
         return self.schedule_kind in (ScheduleKind.CRONTAB, ScheduleKind.INTERVAL)
 
     def clean(self) -> None:
-        # Here rather than in the admin form, so that every validated save gets the time of a relative alert.
-        if self.schedule_kind == ScheduleKind.RELATIVE:
-            try:
-                schedules.resolve_relative(self)
-            except schedules.ScheduleError as exc:
-                raise ValidationError({"relative_spec": str(exc)}) from None
+        # Here rather than in the admin form, so that every validated save gets its times.
+        try:
+            schedules.resolve_times(self)
+        except schedules.ScheduleError as exc:
+            raise ValidationError({"relative_spec": str(exc)}) from None
 
     def abort_reason(self, now) -> str | None:
         """Why nothing should be sent for this alert now, or ``None`` if it should."""

@@ -239,6 +239,18 @@ def resolve_relative(alert: Alert, *, now: datetime | None = None) -> datetime:
     return alert.send_at
 
 
+def resolve_times(alert: Alert, *, now: datetime | None = None) -> None:
+    """Fix what counts from the moment of saving: a relative alert's base and time, an interval's start.
+
+    Raises ``ScheduleError`` for a relative spec that cannot be read.
+    """
+    now = now or timezone.now()
+    if alert.schedule_kind == ScheduleKind.RELATIVE:
+        resolve_relative(alert, now=now)
+    elif alert.schedule_kind == ScheduleKind.INTERVAL and alert.starts_at is None:
+        alert.starts_at = now
+
+
 def alert_due_times(alert: Alert, *, after: datetime | None = None, count: int = 5) -> list[datetime]:
     """The next ``count`` times (UTC) the alert is due after ``after``, by its schedule, before expiry.
 

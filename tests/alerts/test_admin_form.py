@@ -94,6 +94,17 @@ def test_a_relative_alert_keeps_counting_from_its_stored_base_when_validated_aga
     assert alert.send_at == NOW + timedelta(minutes=90)
 
 
+@time_machine.travel(NOW, tick=False)
+def test_an_interval_alert_validated_outside_the_admin_starts_when_saved():
+    alert = unsaved(schedule_kind=ScheduleKind.INTERVAL, interval_every=6, interval_unit="hours")
+    alert.full_clean()
+    assert alert.starts_at == NOW
+    assert alert_due_times(alert, after=NOW + timedelta(hours=1), count=2) == [
+        NOW + timedelta(hours=6),
+        NOW + timedelta(hours=12),
+    ]
+
+
 def test_an_unreadable_relative_spec_is_refused_outside_the_admin_too():
     alert = unsaved(schedule_kind=ScheduleKind.RELATIVE, relative_spec="next tuesday")
     with pytest.raises(ValidationError) as error:
