@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from django.template import Context, Engine
-from django.template.base import Lexer, TokenType
+from django.template.base import Lexer, TokenType, tag_re
 
 # Messages are plain text (SMS and text email): no HTML escaping of names like "O'Brien & Sons".
 MESSAGE_ENGINE = Engine(autoescape=False)
@@ -16,6 +16,7 @@ def render_message(template: str, **context: object) -> str:
 
 
 _CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
+EXAMPLES = {"}}": "{{ contact.name }}", "%}": "{% if contact.name %}…{% endif %}", "#}": "{# a note #}"}
 _OPENER = re.compile(r"\{\{|\{%|\{#")
 
 
@@ -26,7 +27,8 @@ def unclosed_tag(template: str) -> tuple[str, str] | None:
     text: ``Hi {{ contact.name`` would be sent as typed.
     """
     for token in Lexer(template).tokenize():
-        if token.token_type != TokenType.TEXT:
+        # A whole tag inside {% verbatim %} comes back as text: it is closed.
+        if token.token_type != TokenType.TEXT or tag_re.fullmatch(token.contents):
             continue
         match = _OPENER.search(token.contents)
         if match:

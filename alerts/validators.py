@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.template import TemplateSyntaxError
 
-from alerts.messages import render_message, unclosed_tag
+from alerts.messages import EXAMPLES, render_message, unclosed_tag
 
 
 def normalize_phone(value: str) -> str:
@@ -51,7 +51,7 @@ def validate_message_template(value: str) -> None:
         text, closer = unclosed
         raise ValidationError(
             f"The message is not a valid template: “{text}” is not closed; close it with “{closer}” on the same "
-            "line, e.g. {{ contact.name }}.",
+            f"line, e.g. {EXAMPLES[closer]}.",
             code="invalid_template",
         )
     try:

@@ -147,8 +147,12 @@ def test_an_unclosed_tag_is_refused_outside_the_admin_too():
     assert "“{{ contact.name” is not closed" in error.value.message_dict["message"][0]
 
 
-def test_braces_that_open_no_tag_are_plain_text():
-    unsaved(schedule_kind=ScheduleKind.ONCE, send_at=NOW, message="Load {cpu} > 90% }} {x}").full_clean()
+@pytest.mark.parametrize(
+    "message",
+    ["Load {cpu} > 90% }} {x}", "Type {% verbatim %}{{ contact.name }}{% endverbatim %} to greet by name"],
+)
+def test_braces_that_open_no_tag_are_plain_text(message):
+    unsaved(schedule_kind=ScheduleKind.ONCE, send_at=NOW, message=message).full_clean()
 
 
 def test_the_alert_form_groups_each_schedule_kind_in_its_own_fieldset_all_rendered_without_javascript(admin_client):
