@@ -11,13 +11,27 @@ from django.utils.html import format_html, format_html_join
 from alerts import schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
 from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
-from alerts.selectors import alert_due_times
+from alerts.schedules import alert_due_times
+
+
+class TimezoneInUseFilter(admin.SimpleListFilter):
+    """The zones contacts are in, not the 600 IANA names the field accepts."""
+
+    title = "timezone"
+    parameter_name = "timezone"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        zones = Contact.objects.order_by("timezone").values_list("timezone", flat=True).distinct()
+        return [(str(zone), str(zone)) for zone in zones]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(timezone=self.value()) if self.value() else queryset
 
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
     list_display = ("name", "phone", "email", "timezone", "is_active")
-    list_filter = ("is_active", "timezone")
+    list_filter = ("is_active", TimezoneInUseFilter)
     search_fields = ("name", "phone", "email")
 
 
@@ -51,26 +65,30 @@ class AlertAdmin(admin.ModelAdmin):
         (
             "Schedule",
             {
-                "fields": (
-                    "timezone",
-                    "schedule_kind",
-                    ("send_at", "send_if_past"),
-                    "relative_base",
-                    "relative_spec",
-                    "crontab",
-                    ("interval_every", "interval_unit"),
-                    "starts_at",
-                    "expires_at",
-                    "next_occurrences",
-                ),
+                "fields": ("timezone", "schedule_kind"),
                 "description": "Times are read in the alert's timezone. The preview below follows your edits.",
             },
-        ),  # fmt: skip
+        ),
+        # One fieldset per kind: alerts/alert_form.js shows the chosen one only (all of them without JavaScript).
+        ("Once", {"fields": (("send_at", "send_if_past"),), "classes": ("schedule-kind", "kind-once")}),
+        (
+            "Relative time",
+            {"fields": ("relative_base", "relative_spec"), "classes": ("schedule-kind", "kind-relative")},
+        ),
+        ("Crontab", {"fields": ("crontab",), "classes": ("schedule-kind", "kind-crontab")}),
+        (
+            "Interval",
+            {
+                "fields": (("interval_every", "interval_unit"), "starts_at"),
+                "classes": ("schedule-kind", "kind-interval"),
+            },
+        ),
+        ("Expiry and next occurrences", {"fields": ("expires_at", "next_occurrences")}),
         ("Retries", {"fields": ("max_attempts", "retry_delay")}),
     )
 
     class Media:
-        js = ("alerts/preview.js",)
+        js = ("alerts/preview.js", "alerts/alert_form.js")
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(recipients_count=Count("recipients", distinct=True))

@@ -21,9 +21,9 @@ from django.utils import timezone
 from alerts.channels.base import DeliveryError
 from alerts.channels.email import email_channel
 from alerts.channels.sms import sms_channel
+from alerts.messages import render_message
 from alerts.models import Channel, Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
-from alerts.validators import render_message
 from scheduler.errors import RetryLater
 
 ACK_SALT = "alerts.acknowledge"

@@ -97,14 +97,13 @@ class AlertForm(forms.ModelForm):
                 )
 
     def _clean_relative(self, data: dict, tz, now: datetime) -> None:
+        spec, base = data.get("relative_spec") or "", data.get("relative_base")
+        alert = Alert(timezone=tz, relative_spec=spec, relative_base=base)
         try:
-            spec = schedules.parse_relative(data.get("relative_spec") or "")
-        except schedules.ScheduleError as exc:
-            self.add_error("relative_spec", str(exc))
-            return
-        base = data.get("relative_base") or now
-        data["relative_base"] = base
-        send_at = spec.resolve(base, tz)
+            send_at = schedules.resolve_relative(alert, now=now)
+        except schedules.ScheduleError:
+            return  # the model's clean reports it, for every way an alert is saved
+        data["relative_base"] = alert.relative_base
         if send_at <= now and self._times_changed():
             local = schedules.wall_clock(send_at, tz)
             self.add_error("relative_spec", f"That lands in the past ({local:%Y-%m-%d %H:%M} in {tz}).")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from timezone_field import TimeZoneField
 
-from alerts import validators
+from alerts import schedules, validators
+from alerts.schedules import ScheduleKind
 
 
 class Contact(models.Model):
@@ -30,13 +32,6 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class ScheduleKind(models.TextChoices):
-    ONCE = "once", "Once, at a date and time"
-    RELATIVE = "relative", "At a relative time"
-    CRONTAB = "crontab", "Recurring: crontab"
-    INTERVAL = "interval", "Recurring: every interval"
 
 
 class AlertState(models.TextChoices):
@@ -142,6 +137,13 @@ class Alert(models.Model):
     @property
     def is_recurring(self) -> bool:
         return self.schedule_kind in (ScheduleKind.CRONTAB, ScheduleKind.INTERVAL)
+
+    def clean(self) -> None:
+        # Here rather than in the admin form, so that every validated save gets its times.
+        try:
+            schedules.resolve_times(self)
+        except schedules.ScheduleError as exc:
+            raise ValidationError({"relative_spec": str(exc)}) from None
 
     def abort_reason(self, now) -> str | None:
         """Why nothing should be sent for this alert now, or ``None`` if it should."""

@@ -24,8 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertState, Occurrence
-from alerts.schedules import ScheduleError
-from alerts.selectors import alert_due_times
+from alerts.schedules import ScheduleError, alert_due_times
 from alerts.tasks import DELIVERY_TASKS
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,8 @@
 """When alerts are due: relative specs, crontabs and intervals, read in the alert's timezone.
 
-Pure functions on datetimes: everything here is computed, nothing is stored.
+Pure computation: everything here is computed from datetimes and an alert's schedule fields, nothing is
+read from or written to the database, so it works on unsaved alerts too (the admin's preview). The
+models import this module, never the other way round.
 
 Daylight saving time, one policy for every kind of schedule:
 - a local time that does not exist (clocks jump from 02:00 to 03:00, and 02:30 is asked for) fires at
@@ -16,16 +18,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab_parser
 from dateutil.relativedelta import relativedelta
+from django.db import models
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from alerts.models import Alert
 
 SEARCH_DAYS = 5 * 366  # far enough for 29 February on a Monday
 
 
 class ScheduleError(ValueError):
     """A schedule that cannot be read; the message says what was expected."""
+
+
+class ScheduleKind(models.TextChoices):
+    ONCE = "once", "Once, at a date and time"
+    RELATIVE = "relative", "At a relative time"
+    CRONTAB = "crontab", "Recurring: crontab"
+    INTERVAL = "interval", "Recurring: every interval"
 
 
 def _exists(local: datetime, tz: ZoneInfo) -> bool:
@@ -77,6 +92,11 @@ class RelativeSpec:
     at: time | None
 
     def resolve(self, base: datetime, tz: ZoneInfo) -> datetime:
+        """Calendar units (and ``at``) on the wall clock with the DST policy, then elapsed units on the instant."""
+        if not self.calendar and self.at is None:
+            # Hours and minutes alone count from the instant itself: its wall-clock reading may occur twice
+            # (the repeated autumn hour), and reading it back would pick the first pass, an hour early.
+            return base.astimezone(UTC) + self.elapsed
         local = wall_clock(base, tz) + self.calendar
         if self.at is not None:
             local = datetime.combine(local.date(), self.at)
@@ -194,3 +214,60 @@ def interval_occurrences(start: datetime, step: timedelta, after: datetime, coun
     skipped = 0 if after < start else (after - start) // step + 1
     first = start + skipped * step
     return [first + n * step for n in range(count)]
+
+
+# --- An alert's schedule -----------------------------------------------------------------------------
+
+INTERVAL_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
+
+
+def alert_interval(alert: Alert) -> timedelta:
+    return (alert.interval_every or 0) * INTERVAL_UNITS[alert.interval_unit]
+
+
+def resolve_relative(alert: Alert, *, now: datetime | None = None) -> datetime:
+    """Fix a relative alert's base (empty: ``now``) and set its ``send_at`` from its spec; return it.
+
+    Called wherever an alert is validated (the model's ``clean``, hence the admin form), so an alert saved
+    outside the admin gets its time too. Raises ``ScheduleError`` for a spec that cannot be read; whether a
+    time in the past is acceptable is the caller's decision.
+    """
+    spec = parse_relative(alert.relative_spec or "")
+    if alert.relative_base is None:
+        alert.relative_base = now or timezone.now()
+    alert.send_at = spec.resolve(alert.relative_base, alert.timezone)
+    return alert.send_at
+
+
+def resolve_times(alert: Alert, *, now: datetime | None = None) -> None:
+    """Fix what counts from the moment of saving: a relative alert's base and time, an interval's start.
+
+    Raises ``ScheduleError`` for a relative spec that cannot be read.
+    """
+    now = now or timezone.now()
+    if alert.schedule_kind == ScheduleKind.RELATIVE:
+        resolve_relative(alert, now=now)
+    elif alert.schedule_kind == ScheduleKind.INTERVAL and alert.starts_at is None:
+        alert.starts_at = now
+
+
+def alert_due_times(alert: Alert, *, after: datetime | None = None, count: int = 5) -> list[datetime]:
+    """The next ``count`` times (UTC) the alert is due after ``after``, by its schedule, before expiry.
+
+    Works on unsaved alerts too (the admin's preview). Raises ``ScheduleError`` for a schedule that
+    cannot be read.
+    """
+    after = after or timezone.now()
+    kind = alert.schedule_kind
+    if kind in (ScheduleKind.ONCE, ScheduleKind.RELATIVE):
+        times = [alert.send_at] if alert.send_at and alert.send_at > after else []
+    elif kind == ScheduleKind.CRONTAB:
+        times = parse_crontab(alert.crontab).occurrences(after, alert.timezone, count)
+    elif kind == ScheduleKind.INTERVAL:
+        start = alert.starts_at or after
+        times = interval_occurrences(start, alert_interval(alert), after, count)
+    else:
+        raise ScheduleError(f"Unknown schedule kind {kind!r}.")
+    if alert.expires_at is not None:
+        times = [t for t in times if t < alert.expires_at]
+    return times

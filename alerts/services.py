@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from alerts import schedules
 from alerts.models import Alert, AlertState, Channel, Delivery, DeliveryState, Occurrence, ScheduleKind
 from alerts.planner import alert_plan, due_after, is_due_time, occurrence_enqueue, occurrence_job_key
 from alerts.selectors import alert_jobs
@@ -50,10 +51,14 @@ def _next_due_after_edit(
 
 
 def _replan(alert: Alert, *, now: datetime, previous: datetime | None) -> Occurrence | None:
-    if alert.schedule_kind == ScheduleKind.INTERVAL and alert.starts_at is None:
-        # An interval counts from a fixed start, or its due times would move with every reading.
-        alert.starts_at = now
-        Alert.objects.filter(pk=alert.pk).update(starts_at=now)
+    unresolved = {ScheduleKind.INTERVAL: alert.starts_at, ScheduleKind.RELATIVE: alert.send_at}
+    if alert.schedule_kind in unresolved and unresolved[alert.schedule_kind] is None:
+        # Saved without validation (a shell, a script): fix its times now, or an interval's due times would
+        # move with every reading and a relative alert would never be due.
+        schedules.resolve_times(alert, now=now)
+        Alert.objects.filter(pk=alert.pk).update(
+            starts_at=alert.starts_at, relative_base=alert.relative_base, send_at=alert.send_at
+        )
     future = list(Occurrence.objects.filter(alert=alert, scheduled_for__gt=now).order_by("scheduled_for"))
     kept = [o for o in future if is_due_time(alert, o.scheduled_for)]
     moved = [o.pk for o in future if o not in kept]

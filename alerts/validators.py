@@ -5,10 +5,9 @@ from __future__ import annotations
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import TemplateSyntaxError
 
-# Messages are plain text (SMS and text email): no HTML escaping of names like "O'Brien & Sons".
-MESSAGE_ENGINE = Engine(autoescape=False)
+from alerts.messages import EXAMPLES, render_message, unclosed_tag
 
 
 def normalize_phone(value: str) -> str:
@@ -45,12 +44,16 @@ class _SampleAlert:
     name = "Sample alert"
 
 
-def render_message(template: str, **context: object) -> str:
-    return MESSAGE_ENGINE.from_string(template).render(Context(context))
-
-
 def validate_message_template(value: str) -> None:
     """A template error is a form error now, not a failure at send time."""
+    unclosed = unclosed_tag(value)
+    if unclosed is not None:
+        text, closer = unclosed
+        raise ValidationError(
+            f"The message is not a valid template: “{text}” is not closed; close it with “{closer}” on the same "
+            f"line, e.g. {EXAMPLES[closer]}.",
+            code="invalid_template",
+        )
     try:
         rendered = render_message(value, contact=_SampleContact(), alert=_SampleAlert())
     except TemplateSyntaxError as exc:

@@ -64,6 +64,17 @@ class TestRelativeSpecs:
         assert wall_clock(parse_relative("+1 day").resolve(base, PARIS), PARIS).time() == time(10, 0)
         assert wall_clock(parse_relative("+24 hours").resolve(base, PARIS), PARIS).time() == time(11, 0)
 
+    def test_months_apply_before_weeks_and_days_whatever_the_order_of_the_terms(self):
+        base = utc(2026, 1, 31, 9, 0)  # 10:00 in Paris
+        # A month after 31 January is 28 February (the end of the shorter month); a week before that: the 21st.
+        assert parse_relative("+1 month -1 week").resolve(base, PARIS) == utc(2026, 2, 21, 9, 0)
+        assert parse_relative("-1 week +1 month").resolve(base, PARIS) == utc(2026, 2, 21, 9, 0)
+
+    def test_a_typed_base_in_the_spring_gap_counts_from_the_end_of_the_gap(self):
+        # The form reads a typed base with the DST policy: 02:30 on 29 March 2026 does not exist in Paris.
+        base = resolve_local(datetime(2026, 3, 29, 2, 30), PARIS)
+        assert wall_clock(parse_relative("+30 minutes").resolve(base, PARIS), PARIS) == datetime(2026, 3, 29, 3, 30)
+
     @pytest.mark.parametrize(
         "spec, message",
         [
@@ -141,3 +152,60 @@ class TestInterval:
             start,
             start + timedelta(minutes=15),
         ]
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
+# The second pass of the repeated hour: Berlin falls back from 03:00 to 02:00 on 25 October 2026 (02:30 CET
+# is 01:30 UTC); Lord Howe falls back half an hour, from 02:00 to 01:30, on 5 April 2026 (01:45 is 15:15 UTC).
+BERLIN_SECOND_0230 = utc(2026, 10, 25, 1, 30)
+LORD_HOWE_SECOND_0145 = utc(2026, 4, 4, 15, 15)
+
+
+class TestRelativeSpecsFromTheRepeatedAutumnHour:
+    @pytest.mark.parametrize(
+        "spec, expected",
+        [
+            ("+24 hours", utc(2026, 10, 26, 1, 30)),
+            ("+90 minutes", utc(2026, 10, 25, 3, 0)),
+            ("+30 minutes", utc(2026, 10, 25, 2, 0)),
+            ("+1 h +30 min", utc(2026, 10, 25, 3, 0)),
+            ("-15 minutes", utc(2026, 10, 25, 1, 15)),
+        ],
+    )
+    def test_elapsed_units_count_from_the_second_pass_in_berlin(self, spec, expected):
+        assert BERLIN_SECOND_0230.astimezone(BERLIN).fold == 1
+        assert parse_relative(spec).resolve(BERLIN_SECOND_0230, BERLIN) == expected
+
+    @pytest.mark.parametrize(
+        "spec, expected",
+        [
+            ("+24 hours", utc(2026, 4, 5, 15, 15)),
+            ("+90 minutes", utc(2026, 4, 4, 16, 45)),
+            ("+30 minutes", utc(2026, 4, 4, 15, 45)),
+        ],
+    )
+    def test_elapsed_units_count_from_the_second_pass_on_lord_howe(self, spec, expected):
+        assert LORD_HOWE_SECOND_0145.astimezone(LORD_HOWE).fold == 1
+        assert parse_relative(spec).resolve(LORD_HOWE_SECOND_0145, LORD_HOWE) == expected
+
+    @pytest.mark.parametrize(
+        "base, tz, spec, expected_local",
+        [
+            # Calendar units keep the wall clock (02:30 the next day), then the minutes are elapsed time.
+            (BERLIN_SECOND_0230, BERLIN, "+1 day +30 minutes", "10-26 03:00 +1"),
+            (BERLIN_SECOND_0230, BERLIN, "+1 week -1 day +90 minutes", "10-31 04:00 +1"),
+            (LORD_HOWE_SECOND_0145, LORD_HOWE, "+1 day +30 minutes", "04-06 02:15 +10.5"),
+            # Terms that cancel out leave elapsed time only.
+            (BERLIN_SECOND_0230, BERLIN, "+1 day -1 day +30 minutes", "10-25 03:00 +1"),
+        ],
+    )
+    def test_mixed_specs_apply_calendar_units_on_the_wall_clock_then_elapsed_time(self, base, tz, spec, expected_local):
+        instant = parse_relative(spec).resolve(base, tz)
+        offset = instant.astimezone(tz).utcoffset().total_seconds() / 3600
+        assert f"{wall_clock(instant, tz):%m-%d %H:%M} {offset:+g}" == expected_local
+
+    def test_a_day_ahead_of_the_first_pass_lands_on_the_same_wall_clock_time(self):
+        first_pass = utc(2026, 10, 25, 0, 30)  # 02:30 CEST
+        assert parse_relative("+1 day").resolve(first_pass, BERLIN) == utc(2026, 10, 26, 1, 30)  # 02:30 CET
+        assert parse_relative("+24 hours").resolve(first_pass, BERLIN) == utc(2026, 10, 26, 0, 30)  # 01:30 CET
