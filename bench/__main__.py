@@ -31,7 +31,7 @@ KEYS = [
     "throughput_ratio", "tracked_jobs_per_s", "bare_tasks_per_s", "eta_p50_ms", "eta_p99_ms", "eta_early",
     "far_future_worker_rss_growth_mb", "bare_eta_worker_rss_growth_mb", "jobs_page_p95_ms", "jobs_page_queries",
     "recurring_p99_s", "recurring_duplicates", "cancel_all_s", "cancel_all_ran_after", "broker",
-    "embedded_jobs_per_s",
+    "embedded_jobs_per_s", "jobs_page_p95_during_prune_ms",
 ]  # fmt: skip
 SCALES: dict[str, dict[str, int]] = {
     "full": {

@@ -223,6 +223,10 @@ class Stack:
                 return
         raise BenchError(f"worker {proc.hostname} did not answer a ping within {timeout}s:\n{proc.log_tail()}")
 
+    def start_manage(self, name: str, *args: str) -> Proc:
+        """``manage.py <args>`` against the run's stack, in the background."""
+        return self._spawn(name, [sys.executable, "manage.py", *args])
+
     def start_beat(self) -> Proc:
         # Beat publishes the dispatcher's and the sweep's ticks, and one tick per recurring alert.
         argv = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "beat", "--loglevel=WARNING",
