@@ -67,9 +67,11 @@ def prune(*, now: datetime, policy: Policy, dry_run: bool, deadline: Deadline) -
     sink = SmsSinkMessage.objects.filter(created_at__lt=now - policy.retention)
     if dry_run:
         counts = {"occurrences": 0, "deliveries": 0}
-        ids = list(occurrences.order_by("pk").values_list("pk", flat=True))
-        for start in range(0, len(ids), policy.batch_size):
-            batch = ids[start : start + policy.batch_size]
+        last = 0
+        while batch := list(
+            occurrences.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[: policy.batch_size]
+        ):
+            last = batch[-1]
             doomed = set(batch) - occurrences_still_needed(batch)
             counts["occurrences"] += len(doomed)
             counts["deliveries"] += Delivery.objects.filter(occurrence_id__in=doomed).count()
