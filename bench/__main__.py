@@ -2,6 +2,7 @@
 
     python -m bench                      # full scale, RabbitMQ
     BENCH_SCALE=small python -m bench --broker redis
+    BENCH_SCALE=small python -m bench --broker embedded --only throughput   # embedded_jobs_per_s
     python -m bench --only throughput,timing --keep-logs
 
 Timings are printed, never asserted: a missed target does not fail the run; an error does (exit 1).
@@ -30,7 +31,7 @@ KEYS = [
     "throughput_ratio", "tracked_jobs_per_s", "bare_tasks_per_s", "eta_p50_ms", "eta_p99_ms", "eta_early",
     "far_future_worker_rss_growth_mb", "bare_eta_worker_rss_growth_mb", "jobs_page_p95_ms", "jobs_page_queries",
     "recurring_p99_s", "recurring_duplicates", "recurring_edit_undelivered", "recurring_50k_plan_lag_p99_s",
-    "cancel_all_s", "cancel_all_ran_after", "broker",
+    "cancel_all_s", "cancel_all_ran_after", "broker", "embedded_jobs_per_s", "jobs_page_p95_during_prune_ms",
 ]  # fmt: skip
 SCALES: dict[str, dict[str, int]] = {
     "full": {
@@ -65,7 +66,7 @@ class Context:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--broker", choices=["rabbitmq", "redis"], default="rabbitmq")
+    parser.add_argument("--broker", choices=["rabbitmq", "redis", "embedded"], default="rabbitmq")
     parser.add_argument("--scale", choices=sorted(SCALES), default=os.environ.get("BENCH_SCALE") or "full")
     parser.add_argument("--large", action="store_true", help="far-future memory with 1,000,000 alerts")
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2, help="worker processes (prefork)")

@@ -12,15 +12,21 @@ template), without a network. Pages: the first page of ``/jobs/``, a page 90% de
 cursor the list's "older" link carries), filtered by state (failed), filtered by an alert
 (``?target=alerts.alert:<id>``), and the live fragment ``/jobs/rows/`` that the list polls; plus the
 header's counters alone (``selectors.job_counters``). The query count is taken on one request of each.
+
+Then, during a prune: ``manage.py prune_jobs --days 0 --failed-days 0`` in a process of its own deletes
+every finished job of the table (97% of it) in its batches, while this process requests the pages above
+(but the deep one, whose cursor row goes) in turn until it ends: ``jobs_page_p95_during_prune_ms`` is the
+p95 of all those requests. The table ends nearly empty, so this comes last.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 from bench import data
 from bench.profile import InProcess
-from bench.progress import Progress, show, verdict
+from bench.progress import Progress, note, show, verdict
 from bench.stats import scaled, summary
 
 TITLE = "Job pages"
@@ -135,12 +141,41 @@ def run(ctx) -> dict[str, object]:
         results["counters"] = {"p50": scaled(stats["p50"], 1000), "p95": scaled(stats["p95"], 1000), "queries": 1}
         bar.update(len(urls) + 1)
     worst = max(results.values(), key=lambda r: r["p95"])
+    during = _during_prune(ctx, client, [url for name, url in urls.items() if not name.startswith("deep")])
     return {
+        **during,
         "jobs_page_p95_ms": worst["p95"],
         "jobs_page_queries": max(r["queries"] for name, r in results.items() if name in urls),
         "jobs_page_rows": total,
         "jobs_page_vacuum_s": round(vacuum_s, 1),
         "jobs_pages": results,
+    }
+
+
+def _during_prune(ctx, client, urls: list[str]) -> dict[str, object]:
+    """Request ``urls`` in turn while a prune of every finished job runs in another process."""
+    from scheduler.models import FINAL_STATES, Job
+
+    finished = Job.objects.filter(state__in=sorted(FINAL_STATES)).count()
+    proc = ctx.stack.start_manage("prune", "prune_jobs", "--days", "0", "--failed-days", "0")
+    note(f"  requesting the pages while {finished} finished jobs are pruned in another process")
+    started = time.monotonic()
+    timings = []
+    while proc.alive():
+        began = time.perf_counter()
+        client.get(urls[len(timings) % len(urls)])
+        timings.append(time.perf_counter() - began)
+    prune_s = time.monotonic() - started
+    if proc.popen.returncode != 0:
+        raise RuntimeError(f"prune_jobs failed:\n{proc.log_tail()}")
+    deleted = re.search(r"deleted ([\d,]+) jobs", proc.log_tail())
+    stats = summary(timings)
+    return {
+        "jobs_page_p95_during_prune_ms": scaled(stats["p95"], 1000),
+        "jobs_page_p50_during_prune_ms": scaled(stats["p50"], 1000),
+        "jobs_page_requests_during_prune": len(timings),
+        "jobs_pruned": int(deleted.group(1).replace(",", "")) if deleted else None,
+        "jobs_prune_s": round(prune_s, 1),
     }
 
 
@@ -152,6 +187,11 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
         title = f"4 job pages ({keys.get('jobs_page_rows')} jobs): {name}" if number == 0 else f"  {name}"
         out.append((f"{title} p50 / p95", f"{result['p50']} / {result['p95']} ms", "p95 <= 50 ms",
                     verdict(result["p95"], lambda v: v <= 50)))  # fmt: skip
+    during = keys.get("jobs_page_p95_during_prune_ms")
+    out.append((f"  during a prune of {keys.get('jobs_pruned')} finished jobs ({keys.get('jobs_prune_s')} s, "
+                f"{keys.get('jobs_page_requests_during_prune')} requests) p50 / p95",
+                f"{keys.get('jobs_page_p50_during_prune_ms')} / {during} ms", "p95 <= 100 ms",
+                verdict(during, lambda v: v <= 100)))  # fmt: skip
     constant = len(queries) == 1
     out.append(("  SQL queries per page", show(keys.get("jobs_page_queries")), "constant",
                 "met" if constant else f"varies: {sorted(queries)}" if queries else "n/a"))  # fmt: skip

@@ -32,7 +32,11 @@ BROKERS = {
     "rabbitmq": ("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
     # Database 14: the test suite uses 15; the benchmark's keys are removed at the end all the same.
     "redis": ("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+    # The embedded default: a folder of the run's own (EMBEDDED_BROKER_DIR), nothing to reach.
+    "embedded": ("", "filesystem://"),
 }
+# The process whose CPU is the broker's (the embedded broker has none: its work is in the clients).
+BROKER_PROCESSES = {"rabbitmq": "beam.smp", "redis": "redis-server"}
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 FROM_NUMBER = "+15005550006"
 MB = 1024 * 1024
@@ -86,7 +90,7 @@ class Stack:
             raise BenchError(f"--broker must be one of {', '.join(BROKERS)}, not {broker!r}")
         variable, default = BROKERS[broker]
         self.broker = broker
-        self.broker_url = os.environ.get(variable, default)
+        self.broker_url = os.environ.get(variable, default) if variable else default
         self.tag = f"bench{os.getpid()}"
         self.db_name = f"bench_alerting_{os.getpid()}"
         admin = urlsplit(POSTGRES_URL)
@@ -106,7 +110,7 @@ class Stack:
         missing = [
             f"{name} at {url}"
             for name, url, port in (("PostgreSQL", POSTGRES_URL, 5432), (self.broker, self.broker_url, 0))
-            if not _reachable(url, port or (5672 if self.broker == "rabbitmq" else 6379))
+            if name != "embedded" and not _reachable(url, port or (5672 if self.broker == "rabbitmq" else 6379))
         ]
         if missing:
             raise BenchError(f"nothing answers: {', '.join(missing)} (start them as .ci/run does)")
@@ -149,6 +153,7 @@ class Stack:
             "TWILIO_API_BASE_URL": self.fake_url,
             "EMAIL_HOST": "",
             "VAR_DIR": str(self.tmp / "var"),
+            "EMBEDDED_BROKER_DIR": str(self.tmp / "broker"),
             "LOG_LEVEL": "WARNING",
             # The job pages are measured with django.test.Client, whose host is "testserver".
             "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
@@ -218,6 +223,10 @@ class Stack:
                 return
         raise BenchError(f"worker {proc.hostname} did not answer a ping within {timeout}s:\n{proc.log_tail()}")
 
+    def start_manage(self, name: str, *args: str) -> Proc:
+        """``manage.py <args>`` against the run's stack, in the background."""
+        return self._spawn(name, [sys.executable, "manage.py", *args])
+
     def start_beat(self) -> Proc:
         # Beat publishes the dispatcher's, the sweep's and the planner's ticks.
         argv = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "beat", "--loglevel=WARNING",
@@ -262,10 +271,12 @@ class Stack:
     def cpu_times(self) -> dict[str, float]:
         """CPU seconds used so far by each part of the stack (see ``procfs.cpu_by_part``)."""
         roots = {proc.pid: ("worker" if proc.hostname else proc.name) for proc in self.procs}
-        return procfs.cpu_by_part(roots, broker={"rabbitmq": "beam.smp", "redis": "redis-server"}[self.broker])
+        return procfs.cpu_by_part(roots, broker=BROKER_PROCESSES.get(self.broker, ""))
 
     def broker_memory(self) -> int | None:
         """The broker's memory in bytes: RabbitMQ's Erlang VM total, Redis's ``used_memory``."""
+        if self.broker == "embedded":
+            return None
         try:
             if self.broker == "redis":
                 import redis
@@ -336,6 +347,8 @@ class Stack:
         return [name.strip() for name in names]
 
     def _delete_queues(self) -> None:
+        if self.broker == "embedded":
+            return  # its folder goes with the temporary folder
         from kombu import Connection
 
         with Connection(self.broker_url, connect_timeout=5) as conn:

@@ -153,7 +153,9 @@ def run(ctx) -> dict[str, object]:
     sms_per_s = bare_sms(ctx, scale["tracked_n"])
     result = tracked(ctx, scale["tracked_n"], profile=True)
     ctx.shared["enqueue_per_s"] = result["enqueue_per_s"]
+    embedded = {"embedded_jobs_per_s": _round(result["per_s"], 1)} if ctx.stack.broker == "embedded" else {}
     return {
+        **embedded,
         "throughput_ratio": _round(ratio(result["per_s"], bare_per_s), 3),
         "tracked_jobs_per_s": _round(result["per_s"], 1),
         "bare_tasks_per_s": _round(bare_per_s, 1),
@@ -173,7 +175,20 @@ def _round(value: float | None, digits: int) -> float | None:
 
 def rows(keys: dict) -> list[tuple[str, str, str, str]]:
     value = keys.get("throughput_ratio")
+    embedded = keys.get("embedded_jobs_per_s")
     return [
+        *(
+            [
+                (
+                    "  embedded broker: tracked alert jobs",
+                    show(embedded, "/s"),
+                    ">= 50",
+                    verdict(embedded, lambda v: v >= 50),
+                )
+            ]
+            if "embedded_jobs_per_s" in keys
+            else []
+        ),
         ("1 throughput: tracked alert jobs", show(keys.get("tracked_jobs_per_s"), "/s"), "", ""),
         ("  bare no-op tasks", show(keys.get("bare_tasks_per_s"), "/s"), "", ""),
         ("  ratio tracked / bare", show(value), ">= 0.7", verdict(value, lambda v: v >= 0.7)),

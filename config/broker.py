@@ -21,6 +21,11 @@ EMBEDDED_TRANSPORT = "config.embedded_transport:Transport"
 # Control (pidbox) messages are broadcast to every queue bound to a fanout exchange, including the
 # queues of workers that have since stopped; nobody reads those, so their files pile up.
 STALE_CONTROL_MESSAGE_SECONDS = 15 * 60
+# How long an idle embedded consumer waits before it lists the folder again (kombu's default: 1 s). It
+# bounds how late a new message is noticed; an acknowledgement wakes a busy worker at once anyway
+# (config/embedded_transport.py). Measured: an idle worker (2 processes) spends 0.5% of a core at 0.05 s
+# (0.13% at 1 s).
+EMBEDDED_POLLING_INTERVAL = 0.05
 
 
 def is_embedded(broker_url: str) -> bool:
@@ -52,6 +57,7 @@ def transport_options(broker_url: str, *, embedded_root: Path) -> dict[str, obje
             "data_folder_out": str(folders["messages"]),
             "control_folder": str(folders["control"]),
             "store_processed": False,
+            "polling_interval": EMBEDDED_POLLING_INTERVAL,
         }
     if scheme in {"redis", "rediss"}:
         # Longer than the ETA horizon, so that an ETA message held by a worker is never redelivered

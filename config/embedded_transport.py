@@ -12,6 +12,13 @@ The stock transport has three races, each seen here with a web server, workers a
 Here every file appears complete or not at all (written aside, then ``os.replace``), a message is claimed
 by an atomic rename inside the same folder (one consumer wins, the others find it gone), and exchange
 tables are changed under a lock file of their own.
+
+It is also quicker than the stock transport. kombu's virtual transport sleeps ``polling_interval`` (one
+second by default) whenever a poll finds nothing, and a poll finds nothing as soon as the worker's prefetch
+window is full: with a window of one message per process, a worker ran about two tasks a second whatever
+their length. Here the wait ends as soon as a message of this connection is acknowledged or rejected (the
+window has room again), and the interval itself, which now only bounds how long a new file waits to be
+noticed, is short (``config/broker.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from functools import cached_property
@@ -28,7 +36,7 @@ from queue import Empty
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
@@ -58,7 +66,26 @@ def _folder(path: Path) -> Path:
     return path
 
 
+class QoS(virtual.QoS):
+    """The prefetch window, which wakes its transport up when a message leaves it."""
+
+    def ack(self, delivery_tag):
+        super().ack(delivery_tag)
+        self._wake_up()
+
+    def reject(self, delivery_tag, requeue=False):
+        super().reject(delivery_tag, requeue=requeue)
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        transport = self.channel.connection
+        if transport is not None:  # None once the channel is closed
+            transport.window_has_room()
+
+
 class Channel(filesystem.Channel):
+    QoS = QoS
+
     # Made once per channel, not at every put and every poll.
     @cached_property
     def _out(self) -> Path:
@@ -145,3 +172,33 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def __init__(self, client, **kwargs):
+        super().__init__(client, **kwargs)
+        # Set from the pool's result thread when a task's message is acknowledged.
+        self._room = threading.Event()
+
+    def window_has_room(self) -> None:
+        self._room.set()
+
+    def drain_events(self, connection, timeout=None):
+        """Deliver one message; between empty polls, wait for an acknowledgement or the polling interval.
+
+        The stock loop sleeps the whole interval even when the window frees up a moment later.
+        """
+        started = monotonic()
+        while True:
+            # Cleared before the poll: an acknowledgement during the poll makes the wait return at once.
+            self._room.clear()
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)
+                return
+            except Empty:
+                pass
+            wait = self.polling_interval
+            if timeout is not None:
+                left = timeout - (monotonic() - started)
+                if left <= 0:
+                    raise TimeoutError()  # socket.timeout, what the worker loop expects
+                wait = min(wait, left)
+            self._room.wait(wait)

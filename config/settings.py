@@ -223,6 +223,15 @@ JOB_UNCLAIMED_GRACE = timedelta(seconds=env.int("JOB_UNCLAIMED_GRACE_SECONDS", 6
 # A running job that has not renewed its lease for this long is presumed to have lost its worker.
 JOB_LEASE = timedelta(seconds=env.int("JOB_LEASE_SECONDS", 600, minimum=1))
 JOB_RETRY_DELAY = timedelta(seconds=env.int("JOB_RETRY_DELAY_SECONDS", 3600, minimum=1))
+# Retention (scheduler/retention.py): finished jobs, their events and the apps' records of them are
+# deleted this many days after their last change; failed ones are kept longer, for the post-mortem.
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", 30, minimum=1)
+JOB_FAILED_RETENTION_DAYS = env.int("JOB_FAILED_RETENTION_DAYS", 90, minimum=1)
+JOB_PRUNE_INTERVAL = timedelta(seconds=env.int("JOB_PRUNE_INTERVAL_SECONDS", 3600, minimum=60))
+# Rows per delete transaction: small enough that nothing waits behind one.
+JOB_PRUNE_BATCH_SIZE = env.int("JOB_PRUNE_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
+# Each app prunes its own rows: the engine calls these by name and never imports the apps.
+JOB_RETENTION_PRUNERS = ["alerts.retention.prune"]
 
 # --- Alerts' planner (alerts/planner.py) ----------------------------------------------------------------
 # How often beat runs the planner, how far ahead it turns due times into jobs, and how late a due time may
@@ -249,5 +258,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scheduler.sweep_jobs",
         "schedule": JOB_SWEEP_INTERVAL.total_seconds(),
         "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_SWEEP_INTERVAL.total_seconds()},
+    },
+    "scheduler.prune-jobs": {
+        "task": "scheduler.prune_jobs",
+        "schedule": JOB_PRUNE_INTERVAL.total_seconds(),
+        "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_PRUNE_INTERVAL.total_seconds()},
     },
 }

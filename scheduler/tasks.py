@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 
 from config import broker
-from scheduler import publishing, services
+from scheduler import publishing, retention, services
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +32,10 @@ def sweep_jobs() -> None:
         logger.warning("recovery sweep: %s", report)
     if broker.is_embedded(settings.CELERY_BROKER_URL):
         broker.prune_stale_control_messages(settings.EMBEDDED_BROKER_DIR)
+
+
+@shared_task(name="scheduler.prune_jobs", ignore_result=True)
+def prune_jobs() -> None:
+    report = retention.prune(budget=retention.PERIODIC_TIME_BUDGET.total_seconds())
+    if report.deleted or not report.complete:
+        logger.info("retention: %s", report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
 import time
 from pathlib import Path
 
@@ -119,3 +120,46 @@ def test_a_broadcast_reaches_every_bound_queue_and_a_deleted_one_no_more(root):
                     messages[q.name] = message.payload
         assert messages == {"listener-1": {"hello": "all"}, "listener-2": {"hello": "all"}}
         assert queues[0].get(no_ack=True) is None
+
+
+# The stock transport would sleep 10 s per full window (500 s in all): fail well before that.
+@pytest.mark.timeout(60)
+def test_a_consumer_with_a_full_prefetch_window_takes_the_next_message_as_soon_as_one_is_acknowledged(root):
+    # The prefork pool acknowledges from its result thread while the worker's loop waits in drain_events.
+    # With an hour-long polling interval the stock transport sleeps through each full window until the
+    # drain times out; here every drain ends with a delivery, because the acknowledgement wakes it.
+    count = 50
+    options = {
+        **broker_config.transport_options(broker_config.EMBEDDED_BROKER_URL, embedded_root=Path(root)),
+        "polling_interval": 3600,
+    }
+    conn = Connection(
+        broker_config.EMBEDDED_BROKER_URL,
+        transport=broker_config.transport_class(broker_config.EMBEDDED_BROKER_URL),
+        transport_options=options,
+    )
+    received, timed_out = [], 0
+    with conn, conn.SimpleQueue(QUEUE) as q:
+        for n in range(count):
+            q.put({"id": n})
+        acks: queue.Queue = queue.Queue()
+        acker = threading.Thread(target=lambda: [message.ack() for message in iter(acks.get, None)])
+        acker.start()
+
+        def on_message(body, message):
+            received.append(body["id"])
+            acks.put(message)
+
+        try:
+            with conn.Consumer(q.queue, callbacks=[on_message], prefetch_count=1):
+                while len(received) < count:
+                    try:
+                        conn.drain_events(timeout=10)
+                    except TimeoutError:
+                        timed_out += 1
+                        break
+        finally:
+            acks.put(None)
+            acker.join(timeout=10)
+    assert timed_out == 0
+    assert sorted(received) == list(range(count))
