@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +14,7 @@ from alerts import schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
 from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
 from alerts.selectors import alert_due_times
+from scheduler.admin import CheckedActionsAdmin
 
 
 @admin.register(Contact)
@@ -19,6 +22,10 @@ class ContactAdmin(admin.ModelAdmin):
     list_display = ("name", "phone", "email", "timezone", "is_active")
     list_filter = ("is_active", "timezone")
     search_fields = ("name", "phone", "email")
+
+
+def _jobs_url(alert: Alert) -> str:
+    return reverse("scheduler:job_list") + "?" + urlencode({"target": f"alerts.alert:{alert.pk}"})
 
 
 def _due_times_html(alert: Alert, times) -> str:
@@ -38,7 +45,7 @@ def _due_times_html(alert: Alert, times) -> str:
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(CheckedActionsAdmin):
     form = AlertForm
     list_display = ("name", "state", "schedule_kind", "channel_list", "recipient_count", "next_due", "jobs_link")
     list_filter = ("state", "schedule_kind", "send_sms", "send_email")
@@ -90,7 +97,7 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.display(description="jobs")
     def jobs_link(self, alert: Alert) -> str:
-        return format_html("<a href='/jobs/?target=alerts.alert:{}'>jobs</a>", alert.pk)
+        return format_html("<a href='{}'>jobs</a>", _jobs_url(alert))
 
     @admin.display(description="next five occurrences")
     def next_occurrences(self, alert: Alert) -> str:
@@ -102,11 +109,7 @@ class AlertAdmin(admin.ModelAdmin):
         if not alert.pk:
             return "—"
         deliveries = reverse("admin:alerts_delivery_changelist") + f"?occurrence__alert__id__exact={alert.pk}"
-        return format_html(
-            "<a href='/jobs/?target=alerts.alert:{}'>its jobs</a> · <a href='{}'>its deliveries</a>",
-            alert.pk,
-            deliveries,
-        )
+        return format_html("<a href='{}'>its jobs</a> · <a href='{}'>its deliveries</a>", _jobs_url(alert), deliveries)
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
@@ -145,24 +148,25 @@ class AlertAdmin(admin.ModelAdmin):
                 self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"{done}: {count} alert(s).", messages.SUCCESS)
 
-    @admin.action(description="Send selected alerts now")
+    @admin.action(description="Send selected alerts now", permissions=["change"])
     def send_now(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_send_now, "Sending now")
 
-    @admin.action(description="Pause selected alerts")
+    @admin.action(description="Pause selected alerts", permissions=["change"])
     def pause(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_pause, "Paused")
 
-    @admin.action(description="Resume selected alerts")
+    @admin.action(description="Resume selected alerts", permissions=["change"])
     def resume(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_resume, "Resumed")
 
-    @admin.action(description="Cancel selected alerts and their pending jobs")
+    @admin.action(description="Cancel selected alerts and their pending jobs", permissions=["change"])
     def cancel(self, request, queryset) -> None:
         jobs = sum(services.alert_cancel(alert=alert) for alert in queryset)
         self.message_user(request, f"Cancelled {queryset.count()} alert(s) and {jobs} pending job(s).")
 
-    @admin.action(description="Duplicate selected alerts (the copies start paused)")
+    # Duplicating creates alerts: it needs the add permission, as the admin's own "Save as new" would.
+    @admin.action(description="Duplicate selected alerts (the copies start paused)", permissions=["add"])
     def duplicate(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_duplicate, "Duplicated")
 
@@ -186,7 +190,9 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def job_link(self, delivery: Delivery) -> str:
         if not delivery.job_id:
             return "—"
-        return format_html("<a href='/jobs/{}/'>job {}</a>", delivery.job_id, delivery.job_id)
+        return format_html(
+            "<a href='{}'>job {}</a>", reverse("scheduler:job_detail", args=[delivery.job_id]), delivery.job_id
+        )
 
 
 @admin.register(SmsSinkMessage)
