@@ -145,3 +145,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, object]:
+        # Folders on this machine have no host. kombu's default hostname ("localhost") made it warn "No
+        # hostname was supplied" each time it described the connection (worker start, every clone).
+        return {"port": self.default_port}

@@ -149,6 +149,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # Twilio's SDK logs every request's method, URL, headers and status at INFO: ten lines per SMS that
+        # say nothing the delivery's row and the job's timeline do not. Its warnings and errors still show.
+        "twilio.http_client": {"level": "WARNING"},
+        # Celery's "Task ... received" line: the job's timeline records receipt (worker, time, ETA), so a
+        # worker logs one INFO line per task, "succeeded in" (failures and retries log at WARNING/ERROR).
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }
 
 # --- Email -------------------------------------------------------------------------------------------
