@@ -138,6 +138,11 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+# Failed logins throttle the next attempts (config/login.py): this many failures within the window, per
+# username or per client address, and further attempts wait until the oldest of them leaves the window.
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_THROTTLE_WINDOW = env.int("LOGIN_THROTTLE_WINDOW", 15 * 60, minimum=1)  # seconds
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
