@@ -14,7 +14,8 @@ from alerts import schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
 from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
 from alerts.selectors import alert_due_times
-from scheduler.admin import CheckedActionsAdmin
+from scheduler.admin import CheckedActionsAdmin, utc_time
+from scheduler.templatetags.scheduler_tags import timetag
 
 
 @admin.register(Contact)
@@ -181,10 +182,23 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("occurrence", "contact", "channel", "state", "provider_id", "attempts", "modified_at", "job_link")
+    list_display = (
+        "occurrence_time",
+        "contact",
+        "channel",
+        "state",
+        "provider_id",
+        "attempts",
+        utc_time("modified_at", "modified"),
+        "job_link",
+    )
     list_filter = ("state", "channel")
     search_fields = ("provider_id", "contact__name", "occurrence__alert__name", "address")
     list_select_related = ("occurrence__alert", "contact")
+
+    @admin.display(description="occurrence", ordering="occurrence__scheduled_for")
+    def occurrence_time(self, delivery: Delivery) -> str:
+        return format_html("{} at {}", delivery.occurrence.alert, timetag(delivery.occurrence.scheduled_for))
 
     @admin.display(description="job")
     def job_link(self, delivery: Delivery) -> str:
@@ -197,5 +211,5 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
 @admin.register(SmsSinkMessage)
 class SmsSinkMessageAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "to", "sender", "body")
+    list_display = (utc_time("created_at", "received"), "to", "sender", "body")
     search_fields = ("to", "body")

@@ -218,7 +218,7 @@ class SmsSinkMessage(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"to {self.to} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"to {self.to} at {self.created_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class SendSlot(models.Model):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 from django_celery_beat import admin as beat_admin
@@ -9,6 +10,20 @@ from django_celery_beat.models import PeriodicTask
 
 from scheduler import services
 from scheduler.models import Job, JobEvent
+from scheduler.templatetags.scheduler_tags import localtimes, timetag
+
+
+def utc_time(name: str, description: str = ""):
+    """An admin column showing a model's datetime ``name`` as the job pages do: labelled UTC, which the
+    pages' script (times.js) shows in the viewer's zone, labelled with it. The admin alone would show it
+    unlabelled, in the server's UTC."""
+
+    @admin.display(description=description or name.replace("_", " "), ordering=name)
+    def show(obj) -> str:
+        return timetag(getattr(obj, name))
+
+    show.__name__ = name
+    return show
 
 
 class CheckedActionsAdmin(admin.ModelAdmin):
@@ -29,8 +44,12 @@ class JobEventInline(admin.TabularInline):
     model = JobEvent
     extra = 0
     can_delete = False
-    fields = ("at", "kind", "hostname", "message")
+    fields = (utc_time("at"), "kind", "hostname", "event_message")
     readonly_fields = fields
+
+    @admin.display(description="message")
+    def event_message(self, event: JobEvent) -> str:
+        return localtimes(event.message)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -43,10 +62,10 @@ class JobAdmin(CheckedActionsAdmin):
         "task_name",
         "label",
         "state",
-        "eta",
+        utc_time("eta", "ETA"),
         "attempts",
         "max_attempts",
-        "modified_at",
+        utc_time("modified_at", "modified"),
         "status_message",
         "page",
     )
@@ -71,6 +90,13 @@ class JobAdmin(CheckedActionsAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         # Jobs change only through the engine's lifecycle, never by editing fields.
         return False
+
+    def get_fields(self, request, obj=None):
+        # Every field is read-only (see above); its times are shown labelled, like the list's.
+        return [
+            utc_time(name) if isinstance(Job._meta.get_field(name), models.DateTimeField) else name
+            for name in super().get_fields(request, obj)
+        ]
 
     def has_operate_permission(self, request) -> bool:
         """Run now and cancel: the model's change permission, which the admin's own editing never uses."""
