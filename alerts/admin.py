@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from alerts import schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
-from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
+from alerts.models import Alert, Contact, Delivery, InboundMessage, SmsSinkMessage
 from alerts.selectors import alert_due_times
 from scheduler.admin import CheckedActionsAdmin, utc_time
 from scheduler.templatetags.scheduler_tags import timetag
@@ -213,3 +213,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
 class SmsSinkMessageAdmin(ReadOnlyAdmin):
     list_display = (utc_time("created_at", "received"), "to", "sender", "body")
     search_fields = ("to", "body")
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ReadOnlyAdmin):
+    """SMS received on the Twilio number, each once by its SID, and what an "ACK" acknowledged."""
+
+    list_display = (utc_time("received_at", "received"), "sender", "body", "acknowledged")
+    search_fields = ("sid", "sender", "body")
+    list_select_related = ("acknowledged",)

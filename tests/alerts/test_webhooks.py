@@ -189,3 +189,10 @@ def test_a_tampered_acknowledgement_link_is_refused(client):
     assert response.status_code == 404
     alert.refresh_from_db()
     assert alert.state == AlertState.ACTIVE
+
+
+def test_received_sms_are_listed_in_the_admin_with_what_they_acknowledged(client, admin_user, sent_delivery):
+    post_signed(client, "/alerts/twilio/inbound", inbound(sent_delivery.contact.phone, "ACK"))
+    client.force_login(admin_user)
+    page = client.get("/admin/alerts/inboundmessage/").content.decode()
+    assert sent_delivery.contact.phone in page and sent_delivery.occurrence.alert.name in page

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 from io import StringIO
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+
+from tests.conftest import require
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -57,6 +60,8 @@ def test_an_existing_admin_is_left_alone(monkeypatch):
 
 def test_the_first_runs_hint_to_change_the_password_works_as_typed(tmp_path):
     """The hint `make run` prints is run as a user would type it, without SECRET_KEY or DEBUG in the shell."""
+    venv = BASE_DIR / ".venv" / "bin" / "python"
+    require("make and the project's .venv", None if venv.exists() and shutil.which("make") else f"no make or {venv}")
     settings_env = {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}
     env = {key: value for key, value in os.environ.items() if key not in settings_env | {"ADMIN_PASSWORD"}}
     # A fresh local install of its own; and the suite runs in the venv `make test` has just installed, so make
