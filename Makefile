@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint compose-check clean bench
+.PHONY: run manage test lint compose-check clean bench
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -22,6 +22,11 @@ run: $(VENV)/.runtime
 	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(PY) manage.py ensure_admin
 	DEBUG=$${DEBUG:-true} $(PY) manage.py runstack
+
+# Any management command with the environment `make run` gives the service (DEBUG on unless set, so no
+# SECRET_KEY is needed locally), e.g. make manage ARGS="changepassword admin".
+manage: $(VENV)/.runtime
+	DEBUG=$${DEBUG:-true} $(PY) manage.py $(ARGS)
 
 test: $(VENV)/.dev
 	$(PY) -m tests.matrix $(PYTEST_ARGS)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -10,8 +12,10 @@ from django.utils.html import format_html, format_html_join
 
 from alerts import schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
-from alerts.models import Alert, Contact, Delivery, SmsSinkMessage
+from alerts.models import Alert, Contact, Delivery, InboundMessage, SmsSinkMessage
 from alerts.schedules import alert_due_times
+from scheduler.admin import CheckedActionsAdmin, utc_time
+from scheduler.templatetags.scheduler_tags import timetag
 
 
 class TimezoneInUseFilter(admin.SimpleListFilter):
@@ -35,6 +39,10 @@ class ContactAdmin(admin.ModelAdmin):
     search_fields = ("name", "phone", "email")
 
 
+def _jobs_url(alert: Alert) -> str:
+    return reverse("scheduler:job_list") + "?" + urlencode({"target": f"alerts.alert:{alert.pk}"})
+
+
 def _due_times_html(alert: Alert, times) -> str:
     if not times:
         return "No occurrence to come."
@@ -52,7 +60,7 @@ def _due_times_html(alert: Alert, times) -> str:
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(CheckedActionsAdmin):
     form = AlertForm
     list_display = ("name", "state", "schedule_kind", "channel_list", "recipient_count", "next_due", "jobs_link")
     list_filter = ("state", "schedule_kind", "send_sms", "send_email")
@@ -108,7 +116,7 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.display(description="jobs")
     def jobs_link(self, alert: Alert) -> str:
-        return format_html("<a href='/jobs/?target=alerts.alert:{}'>jobs</a>", alert.pk)
+        return format_html("<a href='{}'>jobs</a>", _jobs_url(alert))
 
     @admin.display(description="next five occurrences")
     def next_occurrences(self, alert: Alert) -> str:
@@ -120,11 +128,7 @@ class AlertAdmin(admin.ModelAdmin):
         if not alert.pk:
             return "—"
         deliveries = reverse("admin:alerts_delivery_changelist") + f"?occurrence__alert__id__exact={alert.pk}"
-        return format_html(
-            "<a href='/jobs/?target=alerts.alert:{}'>its jobs</a> · <a href='{}'>its deliveries</a>",
-            alert.pk,
-            deliveries,
-        )
+        return format_html("<a href='{}'>its jobs</a> · <a href='{}'>its deliveries</a>", _jobs_url(alert), deliveries)
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
@@ -163,24 +167,25 @@ class AlertAdmin(admin.ModelAdmin):
                 self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"{done}: {count} alert(s).", messages.SUCCESS)
 
-    @admin.action(description="Send selected alerts now")
+    @admin.action(description="Send selected alerts now", permissions=["change"])
     def send_now(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_send_now, "Sending now")
 
-    @admin.action(description="Pause selected alerts")
+    @admin.action(description="Pause selected alerts", permissions=["change"])
     def pause(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_pause, "Paused")
 
-    @admin.action(description="Resume selected alerts")
+    @admin.action(description="Resume selected alerts", permissions=["change"])
     def resume(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_resume, "Resumed")
 
-    @admin.action(description="Cancel selected alerts and their pending jobs")
+    @admin.action(description="Cancel selected alerts and their pending jobs", permissions=["change"])
     def cancel(self, request, queryset) -> None:
         jobs = sum(services.alert_cancel(alert=alert) for alert in queryset)
         self.message_user(request, f"Cancelled {queryset.count()} alert(s) and {jobs} pending job(s).")
 
-    @admin.action(description="Duplicate selected alerts (the copies start paused)")
+    # Duplicating creates alerts: it needs the add permission, as the admin's own "Save as new" would.
+    @admin.action(description="Duplicate selected alerts (the copies start paused)", permissions=["add"])
     def duplicate(self, request, queryset) -> None:
         self._each(request, queryset, services.alert_duplicate, "Duplicated")
 
@@ -195,19 +200,43 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("occurrence", "contact", "channel", "state", "provider_id", "attempts", "modified_at", "job_link")
+    list_display = (
+        "occurrence_time",
+        "contact",
+        "channel",
+        "state",
+        "provider_id",
+        "attempts",
+        utc_time("modified_at", "modified"),
+        "job_link",
+    )
     list_filter = ("state", "channel")
     search_fields = ("provider_id", "contact__name", "occurrence__alert__name", "address")
     list_select_related = ("occurrence__alert", "contact")
+
+    @admin.display(description="occurrence", ordering="occurrence__scheduled_for")
+    def occurrence_time(self, delivery: Delivery) -> str:
+        return format_html("{} at {}", delivery.occurrence.alert, timetag(delivery.occurrence.scheduled_for))
 
     @admin.display(description="job")
     def job_link(self, delivery: Delivery) -> str:
         if not delivery.job_id:
             return "—"
-        return format_html("<a href='/jobs/{}/'>job {}</a>", delivery.job_id, delivery.job_id)
+        return format_html(
+            "<a href='{}'>job {}</a>", reverse("scheduler:job_detail", args=[delivery.job_id]), delivery.job_id
+        )
 
 
 @admin.register(SmsSinkMessage)
 class SmsSinkMessageAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "to", "sender", "body")
+    list_display = (utc_time("created_at", "received"), "to", "sender", "body")
     search_fields = ("to", "body")
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ReadOnlyAdmin):
+    """SMS received on the Twilio number, each once by its SID, and what an "ACK" acknowledged."""
+
+    list_display = (utc_time("received_at", "received"), "sender", "body", "acknowledged")
+    search_fields = ("sid", "sender", "body")
+    list_select_related = ("acknowledged",)

@@ -228,7 +228,7 @@ class SmsSinkMessage(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"to {self.to} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"to {self.to} at {self.created_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class SendSlot(models.Model):
@@ -239,3 +239,25 @@ class SendSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: free at {self.next_free_at:%H:%M:%S.%f}"
+
+
+class InboundMessage(models.Model):
+    """An SMS received through Twilio's webhook, kept by its SID.
+
+    Twilio's signature has no nonce: a captured request stays valid for ever. Remembering each SID makes a
+    replayed request change nothing, and ``received_at`` bounds what the reply can acknowledge.
+    """
+
+    sid = models.CharField("message SID", max_length=64, unique=True)
+    sender = models.CharField(max_length=32, blank=True)
+    body = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    acknowledged = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="What it acknowledged."
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.sid} from {self.sender}"

@@ -9,9 +9,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts import schedules
-from alerts.models import Alert, AlertState, Channel, Delivery, DeliveryState, Occurrence, ScheduleKind
+from alerts.models import (
+    Alert,
+    AlertState,
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryState,
+    InboundMessage,
+    Occurrence,
+    ScheduleKind,
+)
 from alerts.planner import alert_plan, due_after, is_due_time, occurrence_enqueue, occurrence_job_key
-from alerts.selectors import alert_jobs
+from alerts.selectors import alert_jobs, latest_sms_delivery_to
 from scheduler.models import ACTIVE_STATES, WAITING_STATES
 from scheduler.services import job_cancel
 
@@ -129,6 +139,32 @@ def alert_acknowledge(*, alert: Alert, by: str) -> bool:
     if changed:
         logger.info("alert %s acknowledged by %s", alert.pk, by)
     return changed
+
+
+class InboundReplay(Exception):
+    """An inbound SMS whose SID was received before: a replayed request, which changes nothing again."""
+
+
+def inbound_sms_record(*, sid: str, sender: str, body: str) -> InboundMessage:
+    """Remember an inbound SMS by its SID; raise ``InboundReplay`` if it was received before."""
+    message, created = InboundMessage.objects.get_or_create(sid=sid, defaults={"sender": sender, "body": body})
+    if not created:
+        raise InboundReplay(f"inbound SMS {sid} was received at {message.received_at:%Y-%m-%d %H:%M:%S} UTC")
+    return message
+
+
+def alert_acknowledge_by_reply(*, message: InboundMessage, contact: Contact) -> Alert | None:
+    """Acknowledge the last alert sent to the contact's phone before the reply arrived; ``None`` if none.
+
+    Only an SMS sent before the reply can be what it answers: an alert sent later stays active.
+    """
+    delivery = latest_sms_delivery_to(contact, sent_before=message.received_at)
+    if delivery is None:
+        return None
+    alert = delivery.occurrence.alert
+    alert_acknowledge(alert=alert, by=f"SMS reply {message.sid} from contact {contact.pk}")
+    InboundMessage.objects.filter(pk=message.pk).update(acknowledged=alert)
+    return alert
 
 
 def alert_send_now(*, alert: Alert) -> Occurrence:

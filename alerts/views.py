@@ -7,7 +7,9 @@ from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,7 +18,7 @@ from twilio.request_validator import RequestValidator
 from alerts import services
 from alerts.delivery import ACK_SALT
 from alerts.models import Alert, AlertState
-from alerts.selectors import contact_by_phone, latest_sms_delivery_to
+from alerts.selectors import contact_by_phone
 from alerts.validators import normalize_phone
 
 logger = logging.getLogger(__name__)
@@ -80,19 +82,31 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
-    """An SMS to our number: “ACK” acknowledges the last alert sent to that phone."""
+    """An SMS to our number: “ACK” acknowledges the last alert sent to that phone before it.
+
+    Each message is remembered by its SID: a replayed request (the signature has no nonce) changes nothing
+    and gets an empty answer, so that it also sends no reply SMS.
+    """
     if not twilio_signature_is_valid(request):
         logger.warning("refused an inbound SMS webhook with a missing or wrong signature")
         return HttpResponseForbidden("invalid signature")
-    if request.POST.get("Body", "").strip().upper() not in ACK_WORDS:
-        return _twiml("Reply ACK to acknowledge the last alert we sent you.")
+    sid = request.POST.get("MessageSid", "").strip()
+    if not sid:
+        return HttpResponseBadRequest("MessageSid is missing")
+    sender, body = request.POST.get("From", ""), request.POST.get("Body", "")
     try:
-        contact = contact_by_phone(normalize_phone(request.POST.get("From", "")))
-    except Exception:
-        contact = None
-    delivery = latest_sms_delivery_to(contact) if contact else None
-    if delivery is None:
+        with transaction.atomic():
+            message = services.inbound_sms_record(sid=sid, sender=sender, body=body)
+            if body.strip().upper() not in ACK_WORDS:
+                return _twiml("Reply ACK to acknowledge the last alert we sent you.")
+            try:
+                contact = contact_by_phone(normalize_phone(sender))
+            except ValidationError:
+                contact = None
+            alert = services.alert_acknowledge_by_reply(message=message, contact=contact) if contact else None
+    except services.InboundReplay as exc:
+        logger.warning("ignored a replayed inbound SMS: %s", exc)
+        return _twiml()
+    if alert is None:
         return _twiml("We have no alert for this number.")
-    alert = delivery.occurrence.alert
-    services.alert_acknowledge(alert=alert, by=f"SMS reply from contact {contact.pk}")
     return _twiml(f"Acknowledged: {alert.name}. No more reminders for it.")

@@ -202,3 +202,9 @@ class Transport(filesystem.Transport):
                     raise TimeoutError()  # socket.timeout, what the worker loop expects
                 wait = min(wait, left)
             self._room.wait(wait)
+
+    @property
+    def default_connection_params(self) -> dict[str, object]:
+        # Folders on this machine have no host. kombu's default hostname ("localhost") made it warn "No
+        # hostname was supplied" each time it described the connection (worker start, every clone).
+        return {"port": self.default_port}

@@ -138,6 +138,11 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+# Failed logins throttle the next attempts (config/login.py): this many failures within the window, per
+# username or per client address, and further attempts wait until the oldest of them leaves the window.
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_THROTTLE_WINDOW = env.int("LOGIN_THROTTLE_WINDOW", 15 * 60, minimum=1)  # seconds
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
@@ -149,6 +154,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # Twilio's SDK logs every request's method, URL, headers and status at INFO: ten lines per SMS that
+        # say nothing the delivery's row and the job's timeline do not. Its warnings and errors still show.
+        "twilio.http_client": {"level": "WARNING"},
+        # Celery's "Task ... received" line: the job's timeline records receipt (worker, time, ETA), so a
+        # worker logs one INFO line per task, "succeeded in" (failures and retries log at WARNING/ERROR).
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }
 
 # --- Email -------------------------------------------------------------------------------------------

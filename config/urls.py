@@ -4,10 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from config.login import ThrottledAuthenticationForm
 from config.views import healthz
 
 # The admin's "View site" and the bare address both lead to the job list.
 admin.site.site_url = "/jobs/"
+# The only login of the service (the job pages send visitors to it): failed attempts throttle the next ones.
+admin.site.login_form = ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/jobs/", permanent=False)),

@@ -1,7 +1,8 @@
 """The job pages: /jobs (the list, live) and /jobs/<id> (one job, live), and the operators' actions.
 
-Reads go through ``selectors``, state changes through ``services``. Staff only; every action is a POST with
-CSRF, and the destructive ones (cancel, delete, cancel all, bulk) show a confirmation page first.
+Reads go through ``selectors``, state changes through ``services``. Staff only, and the actions also need the
+job model's change (cancel, run now) or delete permission; every action is a POST with CSRF, and the
+destructive ones (cancel, delete, cancel all, bulk) show a confirmation page first.
 """
 
 from __future__ import annotations
@@ -64,6 +65,32 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return never_cache(wrapper)
+
+
+# What each kind of action needs besides being staff: the job model's own permissions, as in the admin, so
+# that a staff account allowed only to look (view) cannot cancel, run or delete.
+CHANGE_JOBS = "scheduler.change_job"
+DELETE_JOBS = "scheduler.delete_job"
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        verb = "delete" if permission == DELETE_JOBS else "cancel or run"
+        raise PermissionDenied(f"Your account may look at jobs but not {verb} them ({permission}).")
+
+
+def permission_required(permission: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Under ``staff_required``: a staff user without ``permission`` gets 403 and nothing changes."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            _require(request, permission)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def _operator(request: HttpRequest) -> str:
@@ -198,6 +225,7 @@ def _confirm(request: HttpRequest, **context: object) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@permission_required(CHANGE_JOBS)
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_for_action(pk)
     if request.method == "GET":
@@ -225,6 +253,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
+@permission_required(CHANGE_JOBS)
 def job_run_now(request: HttpRequest, pk: int) -> HttpResponse:
     """Retry a failed job now (one more attempt), or run a job that waits in the database now."""
     job = _job_for_action(pk)
@@ -238,6 +267,7 @@ def job_run_now(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@permission_required(DELETE_JOBS)
 def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
     list_url = reverse("scheduler:job_list")
     try:
@@ -273,6 +303,7 @@ def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@permission_required(CHANGE_JOBS)
 def jobs_cancel_all(request: HttpRequest) -> HttpResponse:
     list_url = reverse("scheduler:job_list")
     form = CancelAllForm(request.POST if request.method == "POST" else None)
@@ -312,6 +343,7 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
             messages.error(request, " ".join(errors))
         return _back_to(request, list_url)
     action, ids = form.cleaned_data["action"], form.cleaned_data["ids"]
+    _require(request, CHANGE_JOBS if action == "cancel" else DELETE_JOBS)
     if not form.cleaned_data["confirmed"]:
         jobs = selectors.jobs_by_ids(ids)
         eligible = [job for job in jobs if (job.is_active if action == "cancel" else job.is_final)]

@@ -1,5 +1,6 @@
-"""Showing jobs: times (converted to the viewer's timezone in the browser), durations, states, and the
-masking of secrets in whatever a job carries (arguments, results, errors, messages).
+"""Showing jobs: times (converted to the viewer's timezone in the browser, labelled with it; UTC, labelled,
+without JavaScript), durations, states, and the masking of secrets in whatever a job carries (arguments,
+results, errors, messages).
 
 Other apps' job panels can use them too: ``{% load scheduler_tags %}``, then ``{{ text|redact }}``.
 """
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django import template
 from django.conf import settings
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 
 from scheduler.models import Job
@@ -96,6 +97,31 @@ def timetag(value: datetime | str | None) -> str:
         f"{utc:%Y-%m-%d %H:%M:%S}",
         f"{utc:%Y-%m-%d %H:%M:%S}",
     )
+
+
+# A UTC time written into a message by the engine, in either of the forms it uses: "2026-11-21 04:35:00 UTC"
+# (its own messages) or ISO "2026-11-21T04:35:00.123+00:00" (Celery's ETA). Only times that say they are UTC.
+_UTC_IN_TEXT = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[ T](?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(?: UTC\b|[+-]00:?00\b|Z\b)"
+)
+
+
+@register.filter
+def localtimes(text: Any) -> str:
+    """Text with the UTC times it mentions turned into ``timetag``s, so that they show in the same zone,
+    labelled, as every other time on the page. Escapes the rest; apply after ``redact``."""
+    text = "" if text is None else str(text)
+    parts: list[str] = []
+    position = 0
+    for match in _UTC_IN_TEXT.finditer(text):
+        try:
+            when = datetime.fromisoformat(f"{match['date']}T{match['time']}").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        parts += [conditional_escape(text[position : match.start()]), timetag(when)]
+        position = match.end()
+    parts.append(conditional_escape(text[position:]))
+    return mark_safe("".join(parts))
 
 
 def format_duration(seconds: float) -> str:

@@ -6,13 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.contrib import admin as django_admin
 from django.contrib.auth import get_user_model
-from django_celery_beat.models import PeriodicTask
+from django.contrib.auth.models import Permission
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from alerts.models import Alert, AlertState, Contact, ScheduleKind
+from alerts.models import Alert, AlertState, Contact, Occurrence, ScheduleKind
 from alerts.planner import alerts_plan_due
 from scheduler.models import Job, State
 from tests.alerts.factories import AlertFactory, ContactFactory
+from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -175,3 +178,64 @@ def test_pause_resume_cancel_and_duplicate_actions(admin_client):
     alert.refresh_from_db()
     assert alert.state == AlertState.CANCELLED
     assert not Job.objects.filter(target_id=str(alert.pk), state__in=["scheduled", "queued"]).exists()
+
+
+@pytest.fixture
+def viewer_client(client):
+    """Staff allowed only to look at alerts and jobs."""
+    user = get_user_model().objects.create_user("viewer", password="pw-for-tests-only", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_alert", "view_job"]))
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("action", ["send_now", "pause", "resume", "cancel", "duplicate"])
+def test_staff_allowed_only_to_view_alerts_cannot_run_their_actions(viewer_client, action):
+    alert = AlertFactory()
+    response = viewer_client.post("/admin/alerts/alert/", {"action": action, "_selected_action": [alert.pk]})
+    assert response.status_code == 403
+    assert list(Alert.objects.values_list("pk", "state")) == [(alert.pk, AlertState.ACTIVE)]
+    assert not Occurrence.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["run_now", "cancel"])
+def test_staff_allowed_only_to_view_jobs_cannot_run_or_cancel_them_in_the_admin(viewer_client, action):
+    job = JobFactory(state=State.FAILED)
+    response = viewer_client.post("/admin/scheduler/job/", {"action": action, "_selected_action": [job.pk]})
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (State.FAILED, 0)
+
+
+def test_staff_allowed_only_to_view_see_no_actions_but_can_look(viewer_client):
+    AlertFactory()
+    page = viewer_client.get("/admin/alerts/alert/")
+    assert page.status_code == 200 and page.context["action_form"] is None, "no action is offered"
+
+
+def test_every_admin_action_says_which_permission_it_needs():
+    """Ours and the installed apps' (django-celery-beat's): an action without one is open to view-only staff."""
+    for model, model_admin in django_admin.site._registry.items():
+        for action in model_admin.actions or ():
+            function = getattr(model_admin, action) if isinstance(action, str) else action
+            assert getattr(function, "allowed_permissions", None), f"{model.__name__}: {action}"
+
+
+def test_an_alert_links_to_its_jobs_on_the_job_pages(admin_client):
+    alert = AlertFactory()
+    html = admin_client.get(f"/admin/alerts/alert/{alert.pk}/change/").content.decode()
+    link = html.split("'>its jobs</a>")[0].rsplit("href='", 1)[1]
+    response = admin_client.get(link.replace("&amp;", "&"))
+    assert response.resolver_match.view_name == "scheduler:job_list"
+    assert response.context["form"].data["target"] == f"alerts.alert:{alert.pk}"
+
+
+def test_staff_allowed_only_to_view_beat_entries_cannot_disable_them(client):
+    entry = PeriodicTask.objects.create(name="nightly", task="tests.echo", interval=IntervalSchedule.objects.create(
+        every=1, period=IntervalSchedule.HOURS))  # fmt: skip
+    user = get_user_model().objects.create_user("viewer", password="pw-for-tests-only", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_periodictask"))
+    client.force_login(user)
+    data = {"action": "disable_tasks", "_selected_action": [entry.pk]}
+    assert client.post("/admin/django_celery_beat/periodictask/", data).status_code == 403
+    assert PeriodicTask.objects.get(pk=entry.pk).enabled

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
 from django.core import signing
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from alerts.delivery import ACK_SALT, acknowledgement_url
-from alerts.models import AlertState, Delivery, DeliveryState, Occurrence
+from alerts.models import Alert, AlertState, Delivery, DeliveryState, InboundMessage, Occurrence
 from tests.alerts.factories import AlertFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,26 +91,81 @@ def test_webhooks_are_refused_when_no_auth_token_is_configured(client, settings,
     assert post_signed(client, "/alerts/twilio/status", params).status_code == 403
 
 
+def inbound(phone: str, body: str, *, sid: str = "") -> dict[str, str]:
+    return {"MessageSid": sid or "SM" + uuid.uuid4().hex, "From": phone, "Body": body}
+
+
+def sms_delivery(contact, *, created_at, state=DeliveryState.SENT) -> Delivery:
+    alert = AlertFactory(recipients=[contact])
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=created_at)
+    return Delivery.objects.create(
+        occurrence=occurrence, contact=contact, channel="sms", state=state, created_at=created_at,
+        provider_id="SM" + uuid.uuid4().hex,
+    )  # fmt: skip
+
+
+def state_of(delivery: Delivery) -> str:
+    return Alert.objects.get(pk=delivery.occurrence.alert_id).state
+
+
 def test_an_ack_reply_acknowledges_the_last_alert_sent_to_that_phone(client, sent_delivery):
     phone = sent_delivery.contact.phone
-    response = post_signed(client, "/alerts/twilio/inbound", {"From": phone, "Body": " ack "})
+    response = post_signed(client, "/alerts/twilio/inbound", inbound(phone, " ack "))
     assert response.status_code == 200 and b"Acknowledged:" in response.content
     assert sent_delivery.occurrence.alert.__class__.objects.get().state == AlertState.ACKNOWLEDGED
 
 
 def test_other_replies_and_unknown_numbers_change_nothing(client, sent_delivery):
-    assert b"Reply ACK" in post_signed(client, "/alerts/twilio/inbound", {"From": "+14155550999", "Body": "hi"}).content
-    response = post_signed(client, "/alerts/twilio/inbound", {"From": "+14155550999", "Body": "ACK"})
+    assert b"Reply ACK" in post_signed(client, "/alerts/twilio/inbound", inbound("+14155550999", "hi")).content
+    response = post_signed(client, "/alerts/twilio/inbound", inbound("+14155550999", "ACK"))
     assert b"no alert for this number" in response.content
     sent_delivery.occurrence.alert.refresh_from_db()
     assert sent_delivery.occurrence.alert.state == AlertState.ACTIVE
 
 
 def test_a_forged_inbound_sms_gets_403(client, sent_delivery):
-    response = client.post("/alerts/twilio/inbound", {"From": sent_delivery.contact.phone, "Body": "ACK"})
+    response = client.post("/alerts/twilio/inbound", inbound(sent_delivery.contact.phone, "ACK"))
     assert response.status_code == 403
     sent_delivery.occurrence.alert.refresh_from_db()
     assert sent_delivery.occurrence.alert.state == AlertState.ACTIVE
+
+
+def test_a_replayed_ack_changes_nothing_even_after_a_new_alert_went_to_that_phone(client):
+    contact = ContactFactory()
+    first = sms_delivery(contact, created_at=timezone.now() - timedelta(hours=2))
+    reply = inbound(contact.phone, "ACK")
+    assert b"Acknowledged:" in post_signed(client, "/alerts/twilio/inbound", reply).content
+    second = sms_delivery(contact, created_at=timezone.now())
+
+    replayed = post_signed(client, "/alerts/twilio/inbound", reply)
+
+    assert replayed.status_code == 200 and b"<Message>" not in replayed.content, "a replay must not reply by SMS"
+    assert (state_of(first), state_of(second)) == (AlertState.ACKNOWLEDGED, AlertState.ACTIVE)
+    assert InboundMessage.objects.get(sid=reply["MessageSid"]).acknowledged_id == first.occurrence.alert_id
+
+
+def test_an_ack_acknowledges_only_an_alert_sent_before_the_reply_was_received(client):
+    contact = ContactFactory()
+    with time_machine.travel(datetime(2026, 11, 21, 12, 0, tzinfo=UTC), tick=False):
+        earlier = sms_delivery(contact, created_at=timezone.now() - timedelta(minutes=5))
+        later = sms_delivery(contact, created_at=timezone.now() + timedelta(seconds=1))
+        response = post_signed(client, "/alerts/twilio/inbound", inbound(contact.phone, "ACK"))
+    assert f"Acknowledged: {earlier.occurrence.alert.name}".encode() in response.content
+    assert (state_of(earlier), state_of(later)) == (AlertState.ACKNOWLEDGED, AlertState.ACTIVE)
+
+
+def test_an_ack_skips_a_message_that_never_left(client):
+    contact = ContactFactory()
+    sent = sms_delivery(contact, created_at=timezone.now() - timedelta(hours=1))
+    failed = sms_delivery(contact, created_at=timezone.now() - timedelta(minutes=1), state=DeliveryState.FAILED)
+    post_signed(client, "/alerts/twilio/inbound", inbound(contact.phone, "ACK"))
+    assert (state_of(sent), state_of(failed)) == (AlertState.ACKNOWLEDGED, AlertState.ACTIVE)
+
+
+def test_an_inbound_sms_without_a_message_sid_is_refused(client, sent_delivery):
+    params = {"From": sent_delivery.contact.phone, "Body": "ACK"}
+    assert post_signed(client, "/alerts/twilio/inbound", params).status_code == 400
+    assert state_of(sent_delivery) == AlertState.ACTIVE
 
 
 def test_the_acknowledgement_link_asks_first_and_acknowledges_on_confirmation(client):
@@ -130,3 +189,10 @@ def test_a_tampered_acknowledgement_link_is_refused(client):
     assert response.status_code == 404
     alert.refresh_from_db()
     assert alert.state == AlertState.ACTIVE
+
+
+def test_received_sms_are_listed_in_the_admin_with_what_they_acknowledged(client, admin_user, sent_delivery):
+    post_signed(client, "/alerts/twilio/inbound", inbound(sent_delivery.contact.phone, "ACK"))
+    client.force_login(admin_user)
+    page = client.get("/admin/alerts/inboundmessage/").content.decode()
+    assert sent_delivery.contact.phone in page and sent_delivery.occurrence.alert.name in page

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import subprocess
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+
+from tests.conftest import require
+
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def ensure_admin() -> str:
@@ -47,3 +56,33 @@ def test_an_existing_admin_is_left_alone(monkeypatch):
     monkeypatch.setenv("ADMIN_PASSWORD", "second password 2")
     assert "exists already" in ensure_admin()
     assert authenticate(username="admin", password="first password 1") is not None
+
+
+def test_the_first_runs_hint_to_change_the_password_works_as_typed(tmp_path):
+    """The hint `make run` prints is run as a user would type it, without SECRET_KEY or DEBUG in the shell."""
+    venv = BASE_DIR / ".venv" / "bin" / "python"
+    require("make and the project's .venv", None if venv.exists() and shutil.which("make") else f"no make or {venv}")
+    settings_env = {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}
+    env = {key: value for key, value in os.environ.items() if key not in settings_env | {"ADMIN_PASSWORD"}}
+    # A fresh local install of its own; and the suite runs in the venv `make test` has just installed, so make
+    # is told not to check it again (-o).
+    env.update(VAR_DIR=str(tmp_path), MAKEFLAGS="-o .venv/.runtime")
+
+    def shell(command: str, stdin: str = "") -> str:
+        done = subprocess.run(
+            command, shell=True, env=env, cwd=BASE_DIR, input=stdin, capture_output=True, text=True,
+            start_new_session=True,  # no terminal: getpass reads the typed password from stdin
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    shell('make manage ARGS="migrate --noinput"')
+    printed = shell("make manage ARGS=ensure_admin")
+    hint = printed.split("change it with:\n")[1].strip()
+    assert hint == 'make manage ARGS="changepassword admin"'
+
+    new_password = secrets.token_urlsafe(16)
+    shell(hint, stdin=f"{new_password}\n{new_password}\n")
+
+    check = f"from django.contrib.auth import authenticate as a; print(a(username='admin', password='{new_password}'))"
+    assert shell(f'make manage ARGS="shell -c \\"{check}\\""').strip().endswith("admin")

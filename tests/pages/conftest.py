@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from scheduler.models import Job, State
@@ -19,9 +20,27 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
+JOB_PERMISSIONS = ("view_job", "change_job", "delete_job")
+
+
+def staff_user(django_user_model, username: str, *codenames: str):
+    """A staff account with the given permissions of the job model, no more."""
+    user = django_user_model.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="scheduler", codename__in=codenames))
+    return user
+
+
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("ops", password=PASSWORD, is_staff=True)
+    """An operator: staff, allowed to cancel, run and delete jobs."""
+    return staff_user(django_user_model, "ops", *JOB_PERMISSIONS)
+
+
+@pytest.fixture
+def viewer_client(client: Client, django_user_model) -> Client:
+    """Staff allowed only to look at jobs."""
+    client.force_login(staff_user(django_user_model, "viewer", "view_job"))
+    return client
 
 
 @pytest.fixture
@@ -110,7 +129,7 @@ def browser_page(chromium):
 @pytest.fixture
 def operator_page(browser_page, live_server, django_user_model):
     """A tab where a staff user has logged in through the admin's login form, on /jobs/."""
-    django_user_model.objects.create_user("operator", password=PASSWORD, is_staff=True)
+    staff_user(django_user_model, "operator", *JOB_PERMISSIONS)
     log_in(browser_page, live_server.url, "operator")
     return browser_page
 

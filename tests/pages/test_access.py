@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.test import Client
 
 from scheduler.models import Job, State
-from tests.pages.conftest import PASSWORD
+from tests.pages.conftest import PASSWORD, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,43 @@ def test_logged_in_users_who_are_not_staff_cannot_act(member_client, job, url):
     response = member_client.post(url.format(pk=job.pk), {"action": "cancel", "ids": [job.pk], "confirmed": "on"})
     assert response.status_code == 403
     assert Job.objects.get(pk=job.pk).state == State.SCHEDULED
+
+
+@pytest.mark.parametrize("url", ACTIONS)
+@pytest.mark.parametrize("action", ["cancel", "delete"])
+def test_staff_allowed_only_to_view_jobs_cannot_act(viewer_client, make_job, url, action):
+    waiting, over = make_job(State.SCHEDULED), make_job(State.FAILED)
+    for job in (waiting, over):
+        data = {"action": action, "ids": [waiting.pk, over.pk], "confirmed": "on"}
+        response = viewer_client.post(url.format(pk=job.pk), data)
+        assert response.status_code == 403
+    assert {job.pk: job.state for job in Job.objects.all()} == {waiting.pk: State.SCHEDULED, over.pk: State.FAILED}
+
+
+@pytest.mark.parametrize("url", ["/jobs/{pk}/cancel/", "/jobs/{pk}/delete/", "/jobs/cancel-all/"])
+def test_staff_allowed_only_to_view_jobs_get_no_confirmation_page(viewer_client, make_job, url):
+    job = make_job(State.SCHEDULED)
+    assert viewer_client.get(url.format(pk=job.pk)).status_code == 403
+
+
+def test_staff_allowed_only_to_view_jobs_see_no_action_buttons(django_user_model, staff, make_job):
+    failed = make_job(State.FAILED)
+    viewer, operator = Client(), Client()
+    viewer.force_login(staff_user(django_user_model, "viewer", "view_job"))
+    operator.force_login(staff)
+    for client, shown in ((viewer, False), (operator, True)):
+        page = client.get(f"/jobs/{failed.pk}/").content.decode() + client.get("/jobs/").content.decode()
+        for button in ("Retry now", "Delete…", "Cancel all…", "Cancel selected…", "Delete selected…"):
+            assert (button in page) is shown, (client, button)
+
+
+def test_a_staff_user_may_cancel_but_not_delete_with_the_change_permission_only(client, django_user_model, make_job):
+    client.force_login(staff_user(django_user_model, "canceller", "view_job", "change_job"))
+    waiting, over = make_job(State.SCHEDULED), make_job(State.FAILED)
+    assert client.post(f"/jobs/{over.pk}/delete/").status_code == 403
+    assert client.post("/jobs/bulk/", {"action": "delete", "ids": [over.pk], "confirmed": "on"}).status_code == 403
+    assert client.post(f"/jobs/{waiting.pk}/cancel/").status_code == 302
+    assert {job.pk: job.state for job in Job.objects.all()} == {waiting.pk: State.CANCELLED, over.pk: State.FAILED}
 
 
 def test_a_poll_after_the_session_ended_sends_the_whole_page_to_the_login(client, job):

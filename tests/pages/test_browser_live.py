@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from scheduler.models import EventKind, Job, State
+from scheduler.models import EventKind, Job, JobEvent, State
 from tests.conftest import wait_until
-from tests.pages.conftest import T0, log_in
+from tests.pages.conftest import PASSWORD, T0, log_in
 from tests.testapp.tasks import patient
 
 pytestmark = [
@@ -97,4 +98,24 @@ def test_times_are_shown_in_the_viewers_timezone_with_utc_on_hover(operator_page
     eta = page.locator(f'time[datetime="{T0.isoformat()}"]').first
     expect(eta).to_have_attribute("title", "2030-06-01 12:00:00 UTC")
     expect(eta).to_contain_text("14:00:00")  # Paris, summer time
+    expect(eta).to_contain_text("CEST")  # labelled
     expect(page.locator("[data-viewer-timezone]")).to_have_text(" (Europe/Paris)")
+
+
+def test_times_in_messages_and_in_the_admin_show_in_one_zone_labelled(browser_page, live_server, django_user_model):
+    from playwright.sync_api import expect
+
+    from tests.factories import JobFactory
+
+    django_user_model.objects.create_superuser("chief", password=PASSWORD)
+    page = browser_page
+    log_in(page, live_server.url, "chief")
+    job = JobFactory(state=State.QUEUED, eta=T0, modified_at=T0)
+    JobEvent.objects.create(job=job, kind=EventKind.SCHEDULED, at=T0, message="due 2030-06-01 12:00:00 UTC")
+    JobEvent.objects.create(job=job, kind=EventKind.RECEIVED, at=T0, message="held until 2030-06-01T12:00:00+00:00")
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    messages = page.locator(".timeline td[data-label=Message]")
+    expect(messages.nth(0)).to_have_text(re.compile(r"^due .*14:00:00 CEST$"))
+    expect(messages.nth(1)).to_have_text(re.compile(r"^held until .*14:00:00 CEST$"))
+    page.goto(f"{live_server.url}/admin/scheduler/job/")
+    expect(page.locator("#result_list td.field-eta")).to_have_text(re.compile(r"14:00:00 CEST$"))

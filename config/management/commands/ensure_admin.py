@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
@@ -26,7 +28,23 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(
                     f"Created admin account {username!r} with password {password}\n"
-                    "It is shown only this once: write it down, or change it with "
-                    f"'manage.py changepassword {username}'."
+                    "It is shown only this once: write it down, or change it with:\n"
+                    f"    {_change_command(username)}"
                 )
             )
+
+
+def _change_command(username: str) -> str:
+    """A command that works as typed where this one ran.
+
+    Locally (``make run``, DEBUG on) a bare ``manage.py`` lacks the environment ``make`` gives it (DEBUG, so
+    no SECRET_KEY is needed); ``make manage`` supplies the same. Deployed, the settings live in the
+    service's environment, so the command must run inside it.
+    """
+    quoted = shlex.quote(username)
+    if settings.DEBUG:
+        return f'make manage ARGS="changepassword {quoted}"'
+    return (
+        f"python manage.py changepassword {quoted}   (in the service's environment, e.g. "
+        f"docker-compose run --rm web python manage.py changepassword {quoted})"
+    )

@@ -1,23 +1,9 @@
 // The job pages' small script: no build step, no dependency but htmx (for the live parts).
-// - <time datetime="..."> elements are shown in the viewer's timezone; the UTC time stays in their title.
+// - Times are shown in the viewer's timezone by times.js (loaded before this one).
 // - Elapsed times of running jobs ([data-elapsed], seconds at render) keep counting between polls.
 // - The list's "select all" box and the count of selected jobs.
 (function () {
   "use strict";
-
-  var dateFormat = new Intl.DateTimeFormat(undefined, {
-    year: "numeric", month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
-
-  function localizeTimes(root) {
-    root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
-      var when = new Date(el.getAttribute("datetime"));
-      if (isNaN(when.getTime())) return;
-      el.textContent = dateFormat.format(when);
-      el.setAttribute("data-local", "");
-    });
-  }
 
   // Mirrors scheduler_tags.format_duration.
   function formatDuration(seconds) {
@@ -60,7 +46,6 @@
   }
 
   function setUp(root) {
-    localizeTimes(root);
     startElapsed(root);
     updateSelection();
   }
@@ -74,9 +59,6 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    var zone = document.querySelector("[data-viewer-timezone]");
-    var name = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (zone && name) zone.textContent = " (" + name + ")";
     setUp(document);
     setInterval(tick, 1000);
   });

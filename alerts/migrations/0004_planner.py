@@ -27,7 +27,7 @@ def plan_from_now(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerts", "0002_delivery_unanswered_since"),
+        ("alerts", "0003_inbound_message"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
