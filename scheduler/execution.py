@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +20,6 @@ from scheduler.models import EventKind, Job, State
 
 logger = logging.getLogger(__name__)
 
-MAX_TRACEBACK_CHARS = 20_000
 # Errors of the worker's situation rather than of the work: another attempt may well succeed.
 ALWAYS_RETRYABLE = (RetryLater, SoftTimeLimitExceeded, WorkerTerminated)
 
@@ -82,17 +80,6 @@ class JobContext:
     def summarize(self, message: str) -> None:
         """The status message to show once the job succeeds; written with the outcome, not on its own."""
         self.summary = message[:500]
-
-
-def error_record(exc: BaseException, *, attempt: int, retryable: bool, now: datetime) -> dict[str, Any]:
-    return {
-        "attempt": attempt,
-        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc)[:2000],
-        "traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:],
-        "retryable": retryable,
-        "at": now.isoformat(),
-    }
 
 
 def _json_result(value: Any) -> Any:
@@ -226,7 +213,7 @@ class _Outcome:
     def failed(self, exc: BaseException, *, retryable: bool, runtime: float) -> State | None:
         now = timezone.now()
         job = self.job
-        errors = [*job.errors, error_record(exc, attempt=job.attempts, retryable=retryable, now=now)]
+        errors = [*job.errors, lifecycle.error_record(exc, attempt=job.attempts, retryable=retryable, now=now)]
         summary = f"{type(exc).__name__}: {exc}"[:500]
         if retryable and job.attempts < job.max_attempts:
             eta = now + job.retry_delay

@@ -23,6 +23,8 @@ from scheduler.models import EventKind, Job, JobEvent, State
 logger = logging.getLogger(__name__)
 
 UNPUBLISHED_STATES = (State.SCHEDULED, State.RETRYING)
+# Task ids per revoke broadcast: each worker keeps them in its revoked set (and its --statedb).
+REVOKE_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,14 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 1000) -> int:
         )
         marked = [m for m in (mark(job, now=now) for job in due) if m is not None]
     return sum(send(m) for m in marked)
+
+
+def revoke(task_ids: list[str], *, terminate: bool = False) -> None:
+    """Tell the workers to discard these messages; the claim refusing them is what makes it final."""
+    for start in range(0, len(task_ids), REVOKE_CHUNK):
+        chunk = task_ids[start : start + REVOKE_CHUNK]
+        try:
+            app.control.revoke(chunk, terminate=terminate, signal="SIGTERM")
+        except Exception:
+            # The database already refuses the claim; a revoke is only a second line of defence.
+            logger.exception("revoking %d task(s) failed", len(chunk))

@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 
 from config import broker
-from scheduler import publishing, services
+from scheduler import publishing, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ def dispatch_due_jobs() -> int:
 
 @shared_task(name="scheduler.sweep_jobs", ignore_result=True)
 def sweep_jobs() -> None:
-    report = services.jobs_sweep()
-    if report.republished or report.requeued or report.failed:
+    report = recovery.jobs_sweep()
+    if report:
         logger.warning("recovery sweep: %s", report)
     if broker.is_embedded(settings.CELERY_BROKER_URL):
         broker.prune_stale_control_messages(settings.EMBEDDED_BROKER_DIR)

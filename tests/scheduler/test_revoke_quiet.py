@@ -10,7 +10,8 @@ import time_machine
 from django.utils import timezone
 
 from scheduler.models import EventKind
-from scheduler.services import job_cancel, jobs_sweep
+from scheduler.recovery import jobs_sweep
+from scheduler.services import job_cancel
 from tests.conftest import purge_queues, wait_until
 from tests.testapp.tasks import echo
 
@@ -28,10 +29,10 @@ def test_a_cancel_and_a_republish_log_no_backend_warning(worker_process, tmp_pat
     log = tmp_path / "worker-0.log"
     wait_until(lambda: "ready." in log.read_text(), timeout=60, what="the worker to start")
 
-    held = echo.enqueue_with(args=["held"], eta=timezone.now() + timedelta(seconds=2))
+    held = echo.enqueue_with(args=["held"], eta=timezone.now() + timedelta(seconds=5))
     wait_until(lambda: held.events.filter(kind=EventKind.RECEIVED).exists(), what="the worker to hold the message")
     assert job_cancel(job_id=held.pk)
-    wait_until(lambda: "Discarding revoked task" in log.read_text(), what="the held message to be discarded")
+    wait_until(lambda: "Tasks flagged as revoked" in log.read_text(), what="the worker to handle the revoke")
 
     with time_machine.travel(timezone.now() + settings.JOB_UNCLAIMED_GRACE + timedelta(seconds=1)):
         assert jobs_sweep().republished == 1
