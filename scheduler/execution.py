@@ -37,6 +37,7 @@ class JobContext:
         self._lease = lease
         self._lease_renewed = time.monotonic()
         self.summary = ""
+        self.attention = ""
 
     @property
     def is_last_attempt(self) -> bool:
@@ -76,6 +77,14 @@ class JobContext:
             progress=fraction, status_message=message[:500], lease_expires_at=timezone.now() + self._lease
         )
         self._lease_renewed = time.monotonic()
+
+    def needs_attention(self, reason: str) -> None:
+        """End the job, once the body returns, as needing an operator's attention instead of ``succeeded``.
+
+        For work that ended without an error but is not known to be done (a delivery that may not have
+        gone out): the job pages count it until an operator resends it or marks it settled.
+        """
+        self.attention = reason[:500] or "needs attention"
 
     def summarize(self, message: str) -> None:
         """The status message to show once the job succeeds; written with the outcome, not on its own."""
@@ -147,7 +156,10 @@ def run(
     except Exception as exc:
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
         return outcome.failed(exc, retryable=retryable, runtime=time.monotonic() - started)
-    return outcome.succeeded(result, runtime=time.monotonic() - started, summary=context.summary)
+    runtime = time.monotonic() - started
+    if context.attention:
+        return outcome.needs_attention(result, context.attention, runtime=runtime, summary=context.summary)
+    return outcome.succeeded(result, runtime=runtime, summary=context.summary)
 
 
 class _Outcome:
@@ -198,6 +210,18 @@ class _Outcome:
             finished_at=timezone.now(),
             progress=1.0,
             **changes,
+        )
+
+    def needs_attention(self, result: Any, reason: str, *, runtime: float, summary: str = "") -> State | None:
+        return self._finish(
+            State.ATTENTION,
+            EventKind.ATTENTION,
+            reason,
+            runtime,
+            result=result,
+            finished_at=timezone.now(),
+            progress=1.0,
+            status_message=f"{reason} ({summary})"[:500] if summary else reason,
         )
 
     def aborted(self, reason: str, *, runtime: float) -> State | None:

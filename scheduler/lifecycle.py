@@ -26,9 +26,13 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     # QUEUED -> SCHEDULED: publishing failed, the dispatcher tries again; QUEUED -> QUEUED: republished.
     State.QUEUED: frozenset({State.QUEUED, State.SCHEDULED, State.RUNNING, State.CANCELLED}),
     State.RETRYING: frozenset({State.RETRYING, State.RUNNING, State.CANCELLED}),
-    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.RETRYING, State.ABORTED, State.CANCELLED}),
+    State.RUNNING: frozenset(
+        {State.SUCCEEDED, State.FAILED, State.RETRYING, State.ABORTED, State.CANCELLED, State.ATTENTION}
+    ),
     # A failed job can be given one more attempt by an operator.
     State.FAILED: frozenset({State.SCHEDULED}),
+    # An operator resends it (one more attempt) or marks it settled.
+    State.ATTENTION: frozenset({State.SCHEDULED, State.SUCCEEDED}),
     State.SUCCEEDED: frozenset(),
     State.CANCELLED: frozenset(),
     State.ABORTED: frozenset(),

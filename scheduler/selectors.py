@@ -51,6 +51,7 @@ class JobCounters:
     active: int
     succeeded: int
     failed: int
+    attention: int = 0
     cap: int = COUNTER_CAP
 
     def shown(self, value: int) -> str:
@@ -67,6 +68,10 @@ class JobCounters:
     @property
     def failed_shown(self) -> str:
         return self.shown(self.failed)
+
+    @property
+    def attention_shown(self) -> str:
+        return self.shown(self.attention)
 
 
 def _active_jobs() -> QuerySet[Job]:
@@ -86,14 +91,22 @@ def job_counters(*, cap: int = COUNTER_CAP) -> JobCounters:
     compiled querysets are put together here.
     """
     parts, params = [], []
-    for queryset in (_active_jobs(), _unseen_results(State.SUCCEEDED), _unseen_results(State.FAILED)):
+    # Jobs that need attention count until an operator resends or settles them, seen or not; they use
+    # the (state, modified_at) index.
+    needing_attention = Job.objects.filter(state=State.ATTENTION)
+    for queryset in (
+        _active_jobs(),
+        _unseen_results(State.SUCCEEDED),
+        _unseen_results(State.FAILED),
+        needing_attention,
+    ):
         sql, sql_params = queryset.order_by().values("id")[: cap + 1].query.sql_with_params()
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
         params.extend(sql_params)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(parts)}", params)
-        active, succeeded, failed = cursor.fetchone()
-    return JobCounters(active=active, succeeded=succeeded, failed=failed, cap=cap)
+        active, succeeded, failed, attention = cursor.fetchone()
+    return JobCounters(active=active, succeeded=succeeded, failed=failed, attention=attention, cap=cap)
 
 
 def jobs_active_count() -> int:

@@ -160,17 +160,18 @@ def job_mark_seen(*, job: Job) -> None:
 
 
 def job_run_now(*, job_id: int) -> bool:
-    """Run a waiting job now instead of at its ETA, or give a failed job one more attempt."""
+    """Run a waiting job now instead of at its ETA, or give a failed job (or one that needs attention) one
+    more attempt."""
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        if job.state == State.FAILED:
+        if job.state in (State.FAILED, State.ATTENTION):
             changed = lifecycle.transition(
                 job_id,
-                sources=(State.FAILED,),
+                sources=(job.state,),
                 target=State.SCHEDULED,
                 event=EventKind.SCHEDULED,
-                message="retry requested",
+                message="retry requested" if job.state == State.FAILED else "resend requested",
                 now=now,
                 eta=now,
                 published_at=None,
@@ -187,3 +188,17 @@ def job_run_now(*, job_id: int) -> bool:
         if changed:
             publishing.publish_on_commit(job_id)
     return changed
+
+
+def job_settle(*, job_id: int, operator: str) -> bool:
+    """Mark a job that needs attention as settled (an operator checked it): it ends ``succeeded``."""
+    now = timezone.now()
+    return lifecycle.transition(
+        job_id,
+        sources=(State.ATTENTION,),
+        target=State.SUCCEEDED,
+        event=EventKind.SETTLED,
+        message=f"settled by {operator}",
+        now=now,
+        seen=True,
+    )
