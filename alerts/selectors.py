@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from alerts import schedules
 from alerts.models import Alert, Contact, Delivery, ScheduleKind
 from scheduler.models import Job
+from scheduler.selectors import jobs_for_target
 
 INTERVAL_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
 
@@ -42,7 +42,7 @@ def alert_due_times(alert: Alert, *, after: datetime | None = None, count: int =
 
 
 def alert_jobs(alert: Alert) -> QuerySet[Job]:
-    return Job.objects.filter(target_type=ContentType.objects.get_for_model(Alert), target_id=str(alert.pk))
+    return jobs_for_target(alert)
 
 
 def contact_by_phone(phone: str) -> Contact | None:

@@ -14,7 +14,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from alerts import schedules
 from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind
 from alerts.selectors import alert_due_times, alert_jobs
-from scheduler.models import WAITING_STATES
+from scheduler.models import ACTIVE_STATES, WAITING_STATES
 from scheduler.services import job_cancel
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def alert_cancel(*, alert: Alert) -> int:
     """Cancel the alert and every job of it that has not finished; return how many jobs were cancelled."""
     with transaction.atomic():
         _set_state(alert, AlertState.CANCELLED, from_states=(AlertState.ACTIVE, AlertState.PAUSED))
-        jobs = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).values_list("pk", flat=True)
+        jobs = alert_jobs(alert).filter(state__in=ACTIVE_STATES).values_list("pk", flat=True)
         return sum(job_cancel(job_id=pk, reason="the alert was cancelled") for pk in jobs)
 
 
@@ -205,7 +205,7 @@ def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
     """A one-off alert is completed once no other job of it is waiting or running."""
     if alert.is_recurring:
         return False
-    others = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).exclude(pk=finishing_job_id)
+    others = alert_jobs(alert).filter(state__in=ACTIVE_STATES).exclude(pk=finishing_job_id)
     if others.exists():
         return False
     return bool(Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE).update(state=AlertState.COMPLETED))

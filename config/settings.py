@@ -239,3 +239,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_SWEEP_INTERVAL.total_seconds()},
     },
 }
+if broker.is_embedded(CELERY_BROKER_URL):
+    CELERY_BEAT_SCHEDULE["config.embedded-broker-housekeeping"] = {
+        "task": "config.embedded_broker_housekeeping",
+        "schedule": JOB_SWEEP_INTERVAL.total_seconds(),
+        "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_SWEEP_INTERVAL.total_seconds()},
+    }

@@ -13,11 +13,13 @@ Everything here stays cheap on a table of millions of jobs:
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from celery import current_app
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Count, Q, QuerySet
 
 from scheduler.models import ACTIVE_STATES, FINAL_STATES, UNSEEN_RESULT_STATES, WAITING_STATES, Job, State
@@ -34,6 +36,21 @@ STATE_GROUPS: dict[str, frozenset[str]] = {
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def jobs_for_target(target: models.Model, *, states: Iterable[str] | None = None) -> QuerySet[Job]:
+    """The jobs enqueued with ``target=...`` (e.g. an alert's or an occurrence's), optionally in ``states``."""
+    return jobs_for_targets(type(target), [target.pk], states=states)
+
+
+def jobs_for_targets(
+    model: type[models.Model], ids: Iterable[object], *, states: Iterable[str] | None = None
+) -> QuerySet[Job]:
+    """The jobs of several targets of one model (served by the ``job_target`` index)."""
+    jobs = Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(model), target_id__in=[str(pk) for pk in ids]
+    )
+    return jobs if states is None else jobs.filter(state__in=sorted(states))
 
 
 def job_counts_by_state() -> dict[str, int]:
@@ -298,10 +315,9 @@ def task_names() -> list[str]:
     From the registry rather than ``SELECT DISTINCT task_name``, which would read the whole table. The web
     process imports the apps' task modules here, as a worker does when it starts.
     """
-    from config.celery import app
     from scheduler.tracked import registry
 
-    app.loader.import_default_modules()
+    current_app.loader.import_default_modules()
     return sorted(registry)
 
 

@@ -13,7 +13,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from scheduler import lifecycle, publishing
-from scheduler.models import ACTIVE_STATES, FINAL_STATES, EventKind, Job, JobEvent, State
+from scheduler.models import FINAL_STATES, EventKind, Job, JobEvent, State
 
 logger = logging.getLogger(__name__)
 
@@ -88,18 +88,7 @@ def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = Fals
     The conditional UPDATE is what makes the cancel stick: a claim never takes a cancelled job, even on
     a worker that was offline when the revoke went out. A running body sees it at its next abort check.
     """
-    now = timezone.now()
-    cancelled = lifecycle.transition(
-        job_id,
-        sources=ACTIVE_STATES,
-        target=State.CANCELLED,
-        event=EventKind.CANCELLED,
-        message=reason,
-        now=now,
-        finished_at=now,
-        status_message=reason[:500],
-        lease_expires_at=None,
-    )
+    cancelled = lifecycle.cancel(job_id, reason=reason)
     if cancelled:
         task_id = Job.objects.filter(pk=job_id).values_list("celery_task_id", flat=True).first()
         if task_id:
@@ -107,35 +96,16 @@ def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = Fals
     return cancelled
 
 
-def jobs_cancel_all(*, reason: str = "cancelled (cancel all)", terminate: bool = False, chunk: int = 5000) -> int:
+def jobs_cancel_all(*, reason: str = "cancelled (cancel all)", terminate: bool = False) -> int:
     """Cancel every waiting and running job in one sweep; return how many were cancelled.
 
     ``terminate`` also signals the processes running jobs (SIGTERM, turned into an error inside the
     body so that its context managers and transactions close); it is never the default.
     """
-    now = timezone.now()
     with transaction.atomic():
-        rows = list(
-            Job.objects.select_for_update()
-            .filter(state__in=ACTIVE_STATES)
-            .values_list("pk", "celery_task_id", "published_at")
-        )
-        for start in range(0, len(rows), chunk):
-            ids = [pk for pk, _, _ in rows[start : start + chunk]]
-            Job.objects.filter(pk__in=ids, state__in=ACTIVE_STATES).update(
-                state=State.CANCELLED,
-                modified_at=now,
-                finished_at=now,
-                status_message=reason[:500],
-                lease_expires_at=None,
-            )
-        JobEvent.objects.bulk_create(
-            (JobEvent(job_id=pk, kind=EventKind.CANCELLED, at=now, message=reason[:500]) for pk, _, _ in rows),
-            batch_size=chunk,
-        )
-        task_ids = [task_id for _, task_id, published_at in rows if task_id and published_at]
+        count, task_ids = lifecycle.cancel_all(reason=reason)
         transaction.on_commit(lambda: publishing.revoke(task_ids, terminate=terminate))
-    return len(rows)
+    return count
 
 
 def job_delete(*, job_id: int) -> None:
@@ -166,19 +136,8 @@ def job_run_now(*, job_id: int) -> bool:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.state in (State.FAILED, State.ATTENTION):
-            changed = lifecycle.transition(
-                job_id,
-                sources=(job.state,),
-                target=State.SCHEDULED,
-                event=EventKind.SCHEDULED,
-                message="retry requested" if job.state == State.FAILED else "resend requested",
-                now=now,
-                eta=now,
-                published_at=None,
-                max_attempts=job.attempts + 1,
-                seen=False,
-                finished_at=None,
-            )
+            message = "retry requested" if job.state == State.FAILED else "resend requested"
+            changed = lifecycle.requeue(job, message=message, now=now)
         else:
             changed = bool(
                 Job.objects.filter(
@@ -192,13 +151,4 @@ def job_run_now(*, job_id: int) -> bool:
 
 def job_settle(*, job_id: int, operator: str) -> bool:
     """Mark a job that needs attention as settled (an operator checked it): it ends ``succeeded``."""
-    now = timezone.now()
-    return lifecycle.transition(
-        job_id,
-        sources=(State.ATTENTION,),
-        target=State.SUCCEEDED,
-        event=EventKind.SETTLED,
-        message=f"settled by {operator}",
-        now=now,
-        seen=True,
-    )
+    return lifecycle.settle(job_id, operator=operator)

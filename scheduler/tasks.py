@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.conf import settings
 
-from config import broker
 from scheduler import publishing, recovery
 
 logger = logging.getLogger(__name__)
@@ -30,5 +28,3 @@ def sweep_jobs() -> None:
     report = recovery.jobs_sweep()
     if report:
         logger.warning("recovery sweep: %s", report)
-    if broker.is_embedded(settings.CELERY_BROKER_URL):
-        broker.prune_stale_control_messages(settings.EMBEDDED_BROKER_DIR)
