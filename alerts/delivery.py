@@ -108,6 +108,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     if tally.via_sink:
         summary = f"Twilio is not configured: the SMS went to the local sink, not to a phone ({summary})"
     job.summarize(summary)
+    if tally.unknown:
+        job.needs_attention(f"{tally.unknown} {channel} delivery(ies) may not have gone out: check, resend or settle")
     alert_complete_if_done(alert=alert, finishing_job_id=job.id)
     return tally.as_result()
 

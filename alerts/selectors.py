@@ -1,18 +1,10 @@
-"""Reads on alerts: their jobs, contacts and deliveries (when they are due: ``alerts/schedules.py``)."""
+"""Reads on alerts: contacts and deliveries (due times: ``alerts/schedules.py``; jobs: ``scheduler.selectors``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import QuerySet
-
-from alerts.models import Alert, Contact, Delivery, DeliveryState
-from scheduler.models import Job
-
-
-def alert_jobs(alert: Alert) -> QuerySet[Job]:
-    return Job.objects.filter(target_type=ContentType.objects.get_for_model(Alert), target_id=str(alert.pk))
+from alerts.models import Contact, Delivery, DeliveryState
 
 
 def contact_by_phone(phone: str) -> Contact | None:

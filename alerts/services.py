@@ -21,8 +21,9 @@ from alerts.models import (
     ScheduleKind,
 )
 from alerts.planner import alert_plan, due_after, is_due_time, occurrence_enqueue, occurrence_job_key
-from alerts.selectors import alert_jobs, latest_sms_delivery_to
+from alerts.selectors import latest_sms_delivery_to
 from scheduler.models import ACTIVE_STATES, WAITING_STATES
+from scheduler.selectors import jobs_for_target
 from scheduler.services import job_cancel
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _lock(alert: Alert) -> Alert:
 
 def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
     keys = [occurrence_job_key(pk, channel) for pk in occurrence_ids for channel in Channel.values]
-    return alert_jobs(alert).filter(unique_key__in=keys)
+    return jobs_for_target(alert).filter(unique_key__in=keys)
 
 
 def _next_due_after_edit(
@@ -127,7 +128,7 @@ def alert_cancel(*, alert: Alert) -> int:
     """
     with transaction.atomic():
         _set_state(alert, AlertState.CANCELLED, from_states=(AlertState.ACTIVE, AlertState.PAUSED))
-        jobs = alert_jobs(alert).filter(state__in=ACTIVE_STATES).values_list("pk", flat=True)
+        jobs = jobs_for_target(alert, states=ACTIVE_STATES).values_list("pk", flat=True)
         return sum(job_cancel(job_id=pk, reason="the alert was cancelled") for pk in jobs)
 
 
@@ -195,7 +196,7 @@ def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
     """A one-off alert is completed once nothing of it is left to plan and no other job is waiting or running."""
     if alert.is_recurring:
         return False
-    others = alert_jobs(alert).filter(state__in=ACTIVE_STATES).exclude(pk=finishing_job_id)
+    others = jobs_for_target(alert, states=ACTIVE_STATES).exclude(pk=finishing_job_id)
     if others.exists():
         return False
     return bool(

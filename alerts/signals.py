@@ -6,12 +6,12 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from alerts.models import Alert
-from alerts.selectors import alert_jobs
 from scheduler.models import ACTIVE_STATES
+from scheduler.selectors import jobs_for_target
 from scheduler.services import job_cancel
 
 
 @receiver(post_delete, sender=Alert)
 def forget_deleted_alert(sender, instance: Alert, **kwargs) -> None:
-    for job_id in alert_jobs(instance).filter(state__in=ACTIVE_STATES).values_list("pk", flat=True):
+    for job_id in jobs_for_target(instance, states=ACTIVE_STATES).values_list("pk", flat=True):
         job_cancel(job_id=job_id, reason="the alert was deleted")

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery, signals
+from celery import Celery, signals, states
+from celery.backends.base import DisabledBackend
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+class NoResultBackend(DisabledBackend):
+    """Celery without a result backend, that answers "nothing known" instead of raising.
+
+    Since celery PR #9869 (5.6) a worker handling a revoke asks the result backend for the task's state, to mark it
+    revoked there; the disabled backend raises, and every worker logged "Failed to mark task ... as
+    revoked in backend" for each revoked id (thousands in a cancel-all or a recovery sweep). The job row
+    is the engine's record, so there is nothing to mark: a task is ``PENDING`` here as it would be in
+    any backend that never heard of it, and storing stays a no-op.
+    """
+
+    def get_state(self, task_id: str) -> str:
+        return states.PENDING
+
+    get_status = get_state
+
+    def as_uri(self, *args, **kwargs) -> str:
+        return "none://"
+
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -205,7 +205,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # The job row is the record of every tracked run; nothing needs Celery's result backend.
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_RESULT_BACKEND = None
+CELERY_RESULT_BACKEND = "config.celery:NoResultBackend"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -278,3 +278,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_PRUNE_INTERVAL.total_seconds()},
     },
 }
+if broker.is_embedded(CELERY_BROKER_URL):
+    CELERY_BEAT_SCHEDULE["config.embedded-broker-housekeeping"] = {
+        "task": "config.embedded_broker_housekeeping",
+        "schedule": JOB_SWEEP_INTERVAL.total_seconds(),
+        "options": {"queue": JOB_BROKER_QUEUES.get("maintenance"), "expires": JOB_SWEEP_INTERVAL.total_seconds()},
+    }

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-import traceback
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import F
 from django.utils import timezone
 
 from scheduler import lifecycle, publishing
@@ -21,7 +19,6 @@ from scheduler.models import EventKind, Job, State
 
 logger = logging.getLogger(__name__)
 
-MAX_TRACEBACK_CHARS = 20_000
 # Errors of the worker's situation rather than of the work: another attempt may well succeed.
 ALWAYS_RETRYABLE = (RetryLater, SoftTimeLimitExceeded, WorkerTerminated)
 
@@ -39,10 +36,7 @@ class JobContext:
         self._lease = lease
         self._lease_renewed = time.monotonic()
         self.summary = ""
-
-    @property
-    def is_last_attempt(self) -> bool:
-        return self.attempt >= self.max_attempts
+        self.attention = ""
 
     @property
     def target(self) -> Any:
@@ -79,20 +73,17 @@ class JobContext:
         )
         self._lease_renewed = time.monotonic()
 
+    def needs_attention(self, reason: str) -> None:
+        """End the job, once the body returns, as needing an operator's attention instead of ``succeeded``.
+
+        For work that ended without an error but is not known to be done (a delivery that may not have
+        gone out): the job pages count it until an operator resends it or marks it settled.
+        """
+        self.attention = reason[:500] or "needs attention"
+
     def summarize(self, message: str) -> None:
         """The status message to show once the job succeeds; written with the outcome, not on its own."""
         self.summary = message[:500]
-
-
-def error_record(exc: BaseException, *, attempt: int, retryable: bool, now: datetime) -> dict[str, Any]:
-    return {
-        "attempt": attempt,
-        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc)[:2000],
-        "traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:],
-        "retryable": retryable,
-        "at": now.isoformat(),
-    }
 
 
 def _json_result(value: Any) -> Any:
@@ -105,24 +96,7 @@ def claim(job_id: int, *, task_id: str, hostname: str, lease: timedelta) -> Job 
     Only the message of the current attempt (its task id) can claim, and only once: a duplicated or
     stale message, or one for a cancelled job, finds no row to change.
     """
-    now = timezone.now()
-    claimed = lifecycle.transition(
-        job_id,
-        sources=(State.QUEUED, State.RETRYING),
-        target=State.RUNNING,
-        event=EventKind.STARTED,
-        hostname=hostname,
-        when={"celery_task_id": task_id, "published_at__isnull": False},
-        now=now,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        finished_at=None,
-        worker=hostname,
-        lease_expires_at=now + lease,
-        progress=None,
-        status_message="",
-    )
-    if not claimed:
+    if not lifecycle.claim(job_id, task_id=task_id, hostname=hostname, lease=lease):
         return None
     return Job.objects.get(pk=job_id)
 
@@ -160,7 +134,10 @@ def run(
     except Exception as exc:
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
         return outcome.failed(exc, retryable=retryable, runtime=time.monotonic() - started)
-    return outcome.succeeded(result, runtime=time.monotonic() - started, summary=context.summary)
+    runtime = time.monotonic() - started
+    if context.attention:
+        return outcome.needs_attention(result, context.attention, runtime=runtime, summary=context.summary)
+    return outcome.succeeded(result, runtime=runtime, summary=context.summary)
 
 
 class _Outcome:
@@ -168,90 +145,31 @@ class _Outcome:
 
     def __init__(self, job: Job, *, task_id: str, hostname: str) -> None:
         self.job = job
-        self.when = {"celery_task_id": task_id}
-        self.hostname = hostname
+        self.owner = {"task_id": task_id, "hostname": hostname}
 
-    def _finish(
-        self,
-        target: State,
-        event: EventKind,
-        message: str,
-        runtime: float,
-        *,
-        now: datetime | None = None,
-        **changes: Any,
-    ) -> State | None:
-        now = now or timezone.now()
-        changed = lifecycle.transition(
-            self.job.pk,
-            sources=(State.RUNNING,),
-            target=target,
-            event=event,
-            hostname=self.hostname,
-            message=message,
-            when=self.when,
-            now=now,
-            runtime=timedelta(seconds=runtime),
-            lease_expires_at=None,
-            **changes,
-        )
+    def _recorded(self, changed: bool, state: State) -> State | None:
         if not changed:
-            logger.info("job %s changed hands while running; its %s outcome is not recorded", self.job.pk, target)
+            logger.info("job %s changed hands while running; its %s outcome is not recorded", self.job.pk, state)
             return None
-        return target
+        return state
 
     def succeeded(self, result: Any, *, runtime: float, summary: str = "") -> State | None:
-        changes = {"status_message": summary} if summary else {}
-        return self._finish(
-            State.SUCCEEDED,
-            EventKind.SUCCEEDED,
-            "",
-            runtime,
-            result=result,
-            finished_at=timezone.now(),
-            progress=1.0,
-            **changes,
+        changed = lifecycle.succeed(self.job.pk, result=result, runtime=runtime, summary=summary, **self.owner)
+        return self._recorded(changed, State.SUCCEEDED)
+
+    def needs_attention(self, result: Any, reason: str, *, runtime: float, summary: str = "") -> State | None:
+        changed = lifecycle.need_attention(
+            self.job.pk, result=result, reason=reason, runtime=runtime, summary=summary, **self.owner
         )
+        return self._recorded(changed, State.ATTENTION)
 
     def aborted(self, reason: str, *, runtime: float) -> State | None:
-        return self._finish(
-            State.ABORTED,
-            EventKind.ABORTED,
-            reason,
-            runtime,
-            status_message=reason[:500],
-            finished_at=timezone.now(),
-        )
+        return self._recorded(lifecycle.abort(self.job.pk, reason=reason, runtime=runtime, **self.owner), State.ABORTED)
 
     def failed(self, exc: BaseException, *, retryable: bool, runtime: float) -> State | None:
-        now = timezone.now()
-        job = self.job
-        errors = [*job.errors, error_record(exc, attempt=job.attempts, retryable=retryable, now=now)]
-        summary = f"{type(exc).__name__}: {exc}"[:500]
-        if retryable and job.attempts < job.max_attempts:
-            eta = now + job.retry_delay
-            state = self._finish(
-                State.RETRYING,
-                EventKind.RETRIED,
-                f"attempt {job.attempts} of {job.max_attempts} failed; next at {eta:%Y-%m-%d %H:%M:%S} UTC",
-                runtime,
-                now=now,
-                errors=errors,
-                eta=eta,
-                published_at=None,
-                status_message=summary,
-            )
-            if state is not None:
-                publishing.publish_if_due(job.pk)
-            return state
-        reason = "permanent error" if not retryable else f"attempt {job.attempts} was the last"
-        return self._finish(
-            State.FAILED,
-            EventKind.FAILED,
-            f"{reason}: {summary}",
-            runtime,
-            now=now,
-            errors=errors,
-            finished_at=now,
-            status_message=summary,
-        )
+        state = lifecycle.fail_attempt(self.job, exc, retryable=retryable, runtime=runtime, **self.owner)
+        if state is None:
+            return self._recorded(False, State.FAILED)
+        if state == State.RETRYING:
+            publishing.publish_if_due(self.job.pk)
+        return state

@@ -13,7 +13,7 @@ STATE_CHOICES = [
     ("active", "Waiting or running"),
     ("waiting", "Waiting (scheduled, queued, retrying)"),
     *State.choices,
-    ("final", "Over (succeeded, failed, cancelled, aborted)"),
+    ("final", "Over (succeeded, failed, cancelled, aborted, needs attention)"),
 ]
 
 MAX_BULK = 500

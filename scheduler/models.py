@@ -20,11 +20,14 @@ class State(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     ABORTED = "aborted", "Aborted"  # the task found the work no longer needed
+    # Over, but not known to have done its work (e.g. a delivery that may not have gone out): an operator
+    # resends it or marks it settled.
+    ATTENTION = "attention", "Needs attention"
 
 
 WAITING_STATES = frozenset({State.SCHEDULED, State.QUEUED, State.RETRYING})
 ACTIVE_STATES = WAITING_STATES | {State.RUNNING}
-FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.ABORTED})
+FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.ABORTED, State.ATTENTION})
 # Outcomes an operator is told about until they have looked at the job (the header's counters).
 UNSEEN_RESULT_STATES = frozenset({State.SUCCEEDED, State.FAILED})
 
@@ -43,6 +46,8 @@ class EventKind(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     ABORTED = "aborted", "Aborted"
     RECOVERED = "recovered", "Recovered"
+    ATTENTION = "attention", "Needs attention"
+    SETTLED = "settled", "Settled"
 
 
 class Job(models.Model):

@@ -12,17 +12,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.celery import app
 from scheduler import lifecycle
-from scheduler.models import EventKind, Job, JobEvent, State
+from scheduler.models import Job, JobEvent, State
 
 logger = logging.getLogger(__name__)
 
 UNPUBLISHED_STATES = (State.SCHEDULED, State.RETRYING)
+# Task ids per revoke broadcast (about 40 bytes each): a cancel-all revokes thousands in a few messages.
+REVOKE_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,6 @@ def horizon_end(now: datetime) -> datetime:
     return now + settings.JOB_ETA_HORIZON
 
 
-def _state_once_published(state: str) -> State:
-    return State.QUEUED if state == State.SCHEDULED else State(state)
-
-
 def _sent_message(job: Job, now: datetime) -> str:
     due = f", due {job.eta:%Y-%m-%d %H:%M:%S} UTC" if job.eta > now else ""
     return f"to queue {job.queue}{due}"
@@ -51,22 +49,12 @@ def _sent_message(job: Job, now: datetime) -> str:
 def mark(job: Job, *, now: datetime, event_message: str = "", republish: bool = False) -> Marked | None:
     """Claim ``job`` for publishing under a fresh task id; ``None`` if someone else did first."""
     task_id = str(uuid.uuid4())
-    target = _state_once_published(job.state)
-    when = {"celery_task_id": job.celery_task_id} if republish else {"published_at__isnull": True}
-    changed = lifecycle.transition(
-        job.pk,
-        sources=(job.state,),
-        target=target,
-        event=EventKind.RECOVERED if republish else EventKind.SENT,
-        message=event_message or _sent_message(job, now),
-        when=when,
-        now=now,
-        celery_task_id=task_id,
-        published_at=now,
+    state = lifecycle.mark_published(
+        job, task_id=task_id, now=now, message=event_message or _sent_message(job, now), republish=republish
     )
-    if not changed:
+    if state is None:
         return None
-    return Marked(job.pk, job.task_name, job.queue, job.eta, task_id, target)
+    return Marked(job.pk, job.task_name, job.queue, job.eta, task_id, state)
 
 
 def mark_new(job: Job, *, now: datetime) -> JobEvent:
@@ -75,10 +63,7 @@ def mark_new(job: Job, *, now: datetime) -> JobEvent:
     Marking in the creating transaction spares an UPDATE, an event and a commit per job; the job is sent
     after that transaction commits (``send_on_commit``), exactly as ``mark`` then ``send`` would.
     """
-    job.state = State.QUEUED
-    job.celery_task_id = str(uuid.uuid4())
-    job.published_at = now
-    return JobEvent(job=job, kind=EventKind.SENT, at=now, message=_sent_message(job, now))
+    return lifecycle.mark_new_published(job, task_id=str(uuid.uuid4()), now=now, message=_sent_message(job, now))
 
 
 def send_on_commit(job: Job) -> None:
@@ -90,7 +75,7 @@ def send(marked: Marked) -> bool:
     """Publish a marked job; on failure put it back to wait for the dispatcher."""
     now = timezone.now()
     try:
-        app.send_task(
+        current_app.send_task(
             marked.task_name,
             args=[marked.job_id],
             task_id=marked.task_id,
@@ -101,14 +86,11 @@ def send(marked: Marked) -> bool:
         return True
     except Exception as exc:
         logger.exception("publishing job %s failed", marked.job_id)
-        lifecycle.transition(
+        lifecycle.mark_unpublished(
             marked.job_id,
-            sources=(marked.state,),
-            target=State.SCHEDULED if marked.state == State.QUEUED else marked.state,
-            event=None,
-            when={"celery_task_id": marked.task_id},
-            published_at=None,
-            status_message=f"publishing failed, will try again: {exc.__class__.__name__}",
+            state=marked.state,
+            task_id=marked.task_id,
+            message=f"publishing failed, will try again: {exc.__class__.__name__}",
         )
         return False
 
@@ -147,3 +129,14 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 1000) -> int:
         )
         marked = [m for m in (mark(job, now=now) for job in due) if m is not None]
     return sum(send(m) for m in marked)
+
+
+def revoke(task_ids: list[str], *, terminate: bool = False) -> None:
+    """Tell the workers to discard these messages; the claim refusing them is what makes it final."""
+    for start in range(0, len(task_ids), REVOKE_CHUNK):
+        chunk = task_ids[start : start + REVOKE_CHUNK]
+        try:
+            current_app.control.revoke(chunk, terminate=terminate, signal="SIGTERM")
+        except Exception:
+            # The database already refuses the claim; a revoke is only a second line of defence.
+            logger.exception("revoking %d task(s) failed", len(chunk))

@@ -13,11 +13,13 @@ Everything here stays cheap on a table of millions of jobs:
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from celery import current_app
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Count, Q, QuerySet
 
 from scheduler.models import ACTIVE_STATES, FINAL_STATES, UNSEEN_RESULT_STATES, WAITING_STATES, Job, State
@@ -36,6 +38,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def jobs_for_target(target: models.Model, *, states: Iterable[str] | None = None) -> QuerySet[Job]:
+    """The jobs enqueued with ``target=...`` (e.g. an alert's or an occurrence's), optionally in ``states``."""
+    return jobs_for_targets(type(target), [target.pk], states=states)
+
+
+def jobs_for_targets(
+    model: type[models.Model], ids: Iterable[object], *, states: Iterable[str] | None = None
+) -> QuerySet[Job]:
+    """The jobs of several targets of one model (served by the ``job_target`` index)."""
+    jobs = Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(model), target_id__in=[str(pk) for pk in ids]
+    )
+    return jobs if states is None else jobs.filter(state__in=sorted(states))
+
+
 def job_counts_by_state() -> dict[str, int]:
     counts = dict(Job.objects.order_by().values_list("state").annotate(n=Count("id")))
     return {state.value: counts.get(state.value, 0) for state in State}
@@ -51,6 +68,7 @@ class JobCounters:
     active: int
     succeeded: int
     failed: int
+    attention: int = 0
     cap: int = COUNTER_CAP
 
     def shown(self, value: int) -> str:
@@ -67,6 +85,10 @@ class JobCounters:
     @property
     def failed_shown(self) -> str:
         return self.shown(self.failed)
+
+    @property
+    def attention_shown(self) -> str:
+        return self.shown(self.attention)
 
 
 def _active_jobs() -> QuerySet[Job]:
@@ -86,14 +108,22 @@ def job_counters(*, cap: int = COUNTER_CAP) -> JobCounters:
     compiled querysets are put together here.
     """
     parts, params = [], []
-    for queryset in (_active_jobs(), _unseen_results(State.SUCCEEDED), _unseen_results(State.FAILED)):
+    # Jobs that need attention count until an operator resends or settles them, seen or not; they use
+    # the (state, modified_at) index.
+    needing_attention = Job.objects.filter(state=State.ATTENTION)
+    for queryset in (
+        _active_jobs(),
+        _unseen_results(State.SUCCEEDED),
+        _unseen_results(State.FAILED),
+        needing_attention,
+    ):
         sql, sql_params = queryset.order_by().values("id")[: cap + 1].query.sql_with_params()
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
         params.extend(sql_params)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(parts)}", params)
-        active, succeeded, failed = cursor.fetchone()
-    return JobCounters(active=active, succeeded=succeeded, failed=failed, cap=cap)
+        active, succeeded, failed, attention = cursor.fetchone()
+    return JobCounters(active=active, succeeded=succeeded, failed=failed, attention=attention, cap=cap)
 
 
 def jobs_active_count() -> int:
@@ -285,10 +315,9 @@ def task_names() -> list[str]:
     From the registry rather than ``SELECT DISTINCT task_name``, which would read the whole table. The web
     process imports the apps' task modules here, as a worker does when it starts.
     """
-    from config.celery import app
     from scheduler.tracked import registry
 
-    app.loader.import_default_modules()
+    current_app.loader.import_default_modules()
     return sorted(registry)
 
 

@@ -1,10 +1,9 @@
-"""Writes on jobs: enqueue, cancel, delete, run now, and the recovery sweep."""
+"""Writes on jobs: enqueue, cancel, delete, run now (recovery is in ``scheduler.recovery``)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,14 +12,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from config.celery import app
 from scheduler import lifecycle, publishing
-from scheduler.execution import error_record
-from scheduler.models import ACTIVE_STATES, FINAL_STATES, EventKind, Job, JobEvent, State
+from scheduler.models import FINAL_STATES, EventKind, Job, JobEvent, State
 
 logger = logging.getLogger(__name__)
-
-REVOKE_CHUNK = 1000
 
 
 class JobNotDeletable(Exception):
@@ -87,70 +82,30 @@ def job_enqueue(
     return job
 
 
-def _revoke(task_ids: list[str], *, terminate: bool = False) -> None:
-    for start in range(0, len(task_ids), REVOKE_CHUNK):
-        chunk = task_ids[start : start + REVOKE_CHUNK]
-        try:
-            app.control.revoke(chunk, terminate=terminate, signal="SIGTERM")
-        except Exception:
-            # The database already refuses the claim; a revoke is only a second line of defence.
-            logger.exception("revoking %d task(s) failed", len(chunk))
-
-
 def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = False) -> bool:
     """Cancel a waiting or running job; return ``False`` if it was no longer active.
 
     The conditional UPDATE is what makes the cancel stick: a claim never takes a cancelled job, even on
     a worker that was offline when the revoke went out. A running body sees it at its next abort check.
     """
-    now = timezone.now()
-    cancelled = lifecycle.transition(
-        job_id,
-        sources=ACTIVE_STATES,
-        target=State.CANCELLED,
-        event=EventKind.CANCELLED,
-        message=reason,
-        now=now,
-        finished_at=now,
-        status_message=reason[:500],
-        lease_expires_at=None,
-    )
+    cancelled = lifecycle.cancel(job_id, reason=reason)
     if cancelled:
         task_id = Job.objects.filter(pk=job_id).values_list("celery_task_id", flat=True).first()
         if task_id:
-            transaction.on_commit(lambda: _revoke([task_id], terminate=terminate))
+            transaction.on_commit(lambda: publishing.revoke([task_id], terminate=terminate))
     return cancelled
 
 
-def jobs_cancel_all(*, reason: str = "cancelled (cancel all)", terminate: bool = False, chunk: int = 5000) -> int:
+def jobs_cancel_all(*, reason: str = "cancelled (cancel all)", terminate: bool = False) -> int:
     """Cancel every waiting and running job in one sweep; return how many were cancelled.
 
     ``terminate`` also signals the processes running jobs (SIGTERM, turned into an error inside the
     body so that its context managers and transactions close); it is never the default.
     """
-    now = timezone.now()
     with transaction.atomic():
-        rows = list(
-            Job.objects.select_for_update()
-            .filter(state__in=ACTIVE_STATES)
-            .values_list("pk", "celery_task_id", "published_at")
-        )
-        for start in range(0, len(rows), chunk):
-            ids = [pk for pk, _, _ in rows[start : start + chunk]]
-            Job.objects.filter(pk__in=ids, state__in=ACTIVE_STATES).update(
-                state=State.CANCELLED,
-                modified_at=now,
-                finished_at=now,
-                status_message=reason[:500],
-                lease_expires_at=None,
-            )
-        JobEvent.objects.bulk_create(
-            (JobEvent(job_id=pk, kind=EventKind.CANCELLED, at=now, message=reason[:500]) for pk, _, _ in rows),
-            batch_size=chunk,
-        )
-        task_ids = [task_id for _, task_id, published_at in rows if task_id and published_at]
-        transaction.on_commit(lambda: _revoke(task_ids, terminate=terminate))
-    return len(rows)
+        count, task_ids = lifecycle.cancel_all(reason=reason)
+        transaction.on_commit(lambda: publishing.revoke(task_ids, terminate=terminate))
+    return count
 
 
 def job_delete(*, job_id: int) -> None:
@@ -175,24 +130,14 @@ def job_mark_seen(*, job: Job) -> None:
 
 
 def job_run_now(*, job_id: int) -> bool:
-    """Run a waiting job now instead of at its ETA, or give a failed job one more attempt."""
+    """Run a waiting job now instead of at its ETA, or give a failed job (or one that needs attention) one
+    more attempt."""
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        if job.state == State.FAILED:
-            changed = lifecycle.transition(
-                job_id,
-                sources=(State.FAILED,),
-                target=State.SCHEDULED,
-                event=EventKind.SCHEDULED,
-                message="retry requested",
-                now=now,
-                eta=now,
-                published_at=None,
-                max_attempts=job.attempts + 1,
-                seen=False,
-                finished_at=None,
-            )
+        if job.state in (State.FAILED, State.ATTENTION):
+            message = "retry requested" if job.state == State.FAILED else "resend requested"
+            changed = lifecycle.requeue(job, message=message, now=now)
         else:
             changed = bool(
                 Job.objects.filter(
@@ -204,87 +149,6 @@ def job_run_now(*, job_id: int) -> bool:
     return changed
 
 
-@dataclass
-class SweepReport:
-    republished: int = 0
-    requeued: int = 0
-    failed: int = 0
-
-
-def jobs_sweep(*, now: datetime | None = None, limit: int = 1000) -> SweepReport:
-    """Recover jobs the broker or a worker lost; idempotent, and safe on several nodes at once.
-
-    - Published but never claimed long after their ETA (a purged queue, a broker restarted without
-      persistence): republished under a new task id, the old one revoked.
-    - Running with an expired lease (the worker died): the attempt counts; another follows if the
-      job's policy allows, otherwise it fails.
-    """
-    now = now or timezone.now()
-    report = SweepReport()
-    grace_cutoff = now - settings.JOB_UNCLAIMED_GRACE
-    with transaction.atomic():
-        lost = list(
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(
-                state__in=(State.QUEUED, State.RETRYING),
-                published_at__lt=grace_cutoff,
-                eta__lt=grace_cutoff,
-            )
-            .only("pk", "state", "task_name", "queue", "eta", "celery_task_id")[:limit]
-        )
-        marked = []
-        for job in lost:
-            again = publishing.mark(job, now=now, republish=True, event_message="republished: never claimed")
-            if again is not None:
-                marked.append((job.celery_task_id, again))
-    for old_task_id, again in marked:
-        _revoke([old_task_id])
-        report.republished += publishing.send(again)
-
-    with transaction.atomic():
-        expired = list(
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(state=State.RUNNING, lease_expires_at__lt=now)
-            .only("pk", "state", "attempts", "max_attempts", "errors", "celery_task_id", "worker")[:limit]
-        )
-        requeued = []
-        for job in expired:
-            lost_worker = WorkerLost(f"worker {job.worker or '?'} stopped renewing the lease of attempt {job.attempts}")
-            errors = [*job.errors, error_record(lost_worker, attempt=job.attempts, retryable=True, now=now)]
-            common = {
-                "when": {"celery_task_id": job.celery_task_id},
-                "now": now,
-                "errors": errors,
-                "lease_expires_at": None,
-                "status_message": str(lost_worker)[:500],
-            }
-            if job.attempts < job.max_attempts:
-                if lifecycle.transition(
-                    job.pk,
-                    sources=(State.RUNNING,),
-                    target=State.RETRYING,
-                    event=EventKind.RECOVERED,
-                    message=f"{lost_worker}; attempt {job.attempts + 1} follows",
-                    eta=now,
-                    published_at=None,
-                    **common,
-                ):
-                    requeued.append(job.pk)
-            elif lifecycle.transition(
-                job.pk,
-                sources=(State.RUNNING,),
-                target=State.FAILED,
-                event=EventKind.FAILED,
-                message=f"{lost_worker}; that was the last attempt",
-                finished_at=now,
-                **common,
-            ):
-                report.failed += 1
-    for job_id in requeued:
-        publishing.publish_if_due(job_id)
-    report.requeued = len(requeued)
-    return report
-
-
-class WorkerLost(Exception):
-    """Recorded as the error of an attempt whose worker died."""
+def job_settle(*, job_id: int, operator: str) -> bool:
+    """Mark a job that needs attention as settled (an operator checked it): it ends ``succeeded``."""
+    return lifecycle.settle(job_id, operator=operator)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.conf import settings
 
-from config import broker
-from scheduler import publishing, retention, services
+from scheduler import publishing, recovery, retention
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +25,9 @@ def dispatch_due_jobs() -> int:
 
 @shared_task(name="scheduler.sweep_jobs", ignore_result=True)
 def sweep_jobs() -> None:
-    report = services.jobs_sweep()
-    if report.republished or report.requeued or report.failed:
+    report = recovery.jobs_sweep()
+    if report:
         logger.warning("recovery sweep: %s", report)
-    if broker.is_embedded(settings.CELERY_BROKER_URL):
-        broker.prune_stale_control_messages(settings.EMBEDDED_BROKER_DIR)
 
 
 @shared_task(name="scheduler.prune_jobs", ignore_result=True)

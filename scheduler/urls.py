@@ -16,4 +16,5 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("<int:pk>/run-now/", views.job_run_now, name="job_run_now"),
     path("<int:pk>/delete/", views.job_delete, name="job_delete"),
+    path("<int:pk>/settle/", views.job_settle, name="job_settle"),
 ]

@@ -257,11 +257,23 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def job_run_now(request: HttpRequest, pk: int) -> HttpResponse:
     """Retry a failed job now (one more attempt), or run a job that waits in the database now."""
     job = _job_for_action(pk)
-    retry = job.state == State.FAILED
+    retry = job.state in (State.FAILED, State.ATTENTION)
     if services.job_run_now(job_id=pk):
         messages.success(request, f"Job #{pk} will {'run again' if retry else 'run'} now.")
     else:
         messages.warning(request, f"Job #{pk} is {Job.objects.only('state').get(pk=pk).state}: it cannot be run now.")
+    return redirect("scheduler:job_detail", pk=pk)
+
+
+@require_POST
+@staff_required
+def job_settle(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark a job that needs attention as settled: an operator checked that its work is done."""
+    _job_for_action(pk)
+    if services.job_settle(job_id=pk, operator=_operator(request)):
+        messages.success(request, f"Job #{pk} marked settled.")
+    else:
+        messages.warning(request, f"Job #{pk} is {Job.objects.only('state').get(pk=pk).state}: nothing to settle.")
     return redirect("scheduler:job_detail", pk=pk)
 
 

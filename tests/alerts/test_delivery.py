@@ -153,9 +153,10 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_res
         occurrence=occurrence, contact=alert.recipients.get(), channel="sms", state=DeliveryState.SENDING
     )
     occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
-    only_job().wait(timeout=30)
+    job = only_job().wait(timeout=30)
     assert Delivery.objects.get().state == DeliveryState.UNKNOWN
     assert fake_twilio.messages == []
+    assert job.state == State.ATTENTION and "may not have gone out" in job.status_message
 
 
 def retry_now(job: Job) -> Job:

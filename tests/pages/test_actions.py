@@ -187,3 +187,24 @@ def test_the_list_offers_bulk_actions_and_cancel_all(staff_client, make_job):
     assert '<input type="hidden" name="next" value="/jobs/?state=scheduled">' in html
     assert f'<input type="checkbox" name="ids" value="{job.pk}"' in html
     assert 'href="/jobs/cancel-all/">Cancel all…</a>' in html
+
+
+def test_a_job_that_needs_attention_can_be_resent(staff_client, make_job):
+    job = make_job(State.ATTENTION, attempts=1, max_attempts=1, seen=True)
+    page = page_text(staff_client.get(f"/jobs/{job.pk}/"))
+    assert "Resend</button>" in page and "Mark settled</button>" in page
+    response = staff_client.post(f"/jobs/{job.pk}/run-now/", follow=True)
+    assert messages_of(response) == [f"Job #{job.pk} will run again now."]
+    job.refresh_from_db()
+    assert (job.state, job.max_attempts) == (State.SCHEDULED, 2)
+    assert job.events.filter(kind=EventKind.SCHEDULED, message="resend requested").exists()
+
+
+def test_a_job_that_needs_attention_can_be_marked_settled(staff_client, make_job):
+    job = make_job(State.ATTENTION)
+    response = staff_client.post(f"/jobs/{job.pk}/settle/", follow=True)
+    assert messages_of(response) == [f"Job #{job.pk} marked settled."]
+    assert state_of(job) == State.SUCCEEDED
+    assert job.events.get(kind=EventKind.SETTLED).message == "settled by ops"
+    response = staff_client.post(f"/jobs/{job.pk}/settle/", follow=True)
+    assert messages_of(response) == [f"Job #{job.pk} is succeeded: nothing to settle."]

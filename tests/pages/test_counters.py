@@ -81,3 +81,13 @@ def test_viewing_a_failed_job_takes_it_out_of_the_counter(staff_client, make_job
     staff_client.get(f"/jobs/{job.pk}/")
     assert job_counters().failed == 0
     assert Job.objects.get(pk=job.pk).seen
+
+
+def test_jobs_that_need_attention_are_counted_until_settled_and_listed(staff_client, make_job):
+    unsure = make_job(State.ATTENTION, seen=True)
+    make_job(State.SUCCEEDED, seen=True)
+    assert job_counters().attention == 1
+    header = counters_html(page_text(staff_client.get("/jobs/")))
+    assert 'href="/jobs/?state=attention"' in header and "<strong>1</strong> need attention" in header
+    response = staff_client.get("/jobs/?state=attention")
+    assert [job.pk for job in response.context["page"].jobs] == [unsure.pk]

@@ -92,7 +92,7 @@ def test_viewing_the_list_marks_nothing_seen(staff_client, make_job):
         ("state=running", {"running"}),
         ("state=active", {"scheduled", "queued", "retrying", "running"}),
         ("state=waiting", {"scheduled", "queued", "retrying"}),
-        ("state=final", {"succeeded", "failed", "cancelled", "aborted", "seen failure"}),
+        ("state=final", {"succeeded", "failed", "cancelled", "aborted", "attention", "seen failure"}),
         ("state=failed", {"failed", "seen failure"}),
         ("state=failed&unseen=on", {"failed"}),
         ("unseen=on", {"succeeded", "failed"}),

@@ -54,8 +54,8 @@ def test_sweep_jobs_reports_what_it_recovered():
         lease_expires_at=timezone.now() - timedelta(seconds=1),
         eta=timezone.now() + timedelta(days=1),
     )
-    assert run("sweep_jobs") == "republished 0, requeued 1, failed 0\n"
-    assert run("sweep_jobs") == "republished 0, requeued 0, failed 0\n"
+    assert run("sweep_jobs") == "republished 0, requeued 1, failed 0, still waiting 0\n"
+    assert run("sweep_jobs") == "republished 0, requeued 0, failed 0, still waiting 0\n"
 
 
 def test_dispatch_jobs_publishes_what_came_within_the_horizon():

@@ -15,7 +15,7 @@ from scheduler import publishing
 from scheduler.models import EventKind, Job, State
 from tests.conftest import wait_until
 from tests.testapp.models import BodyRun
-from tests.testapp.tasks import broken, echo, flaky, no_longer_needed
+from tests.testapp.tasks import broken, echo, flaky, no_longer_needed, unsure
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -108,3 +108,12 @@ def test_a_body_that_finds_the_work_unneeded_ends_the_job_aborted_with_the_reaso
     assert job.state == State.ABORTED
     assert job.status_message == "alert was acknowledged"
     assert job.events.get(kind=EventKind.ABORTED).message == "alert was acknowledged"
+
+
+def test_a_body_can_end_its_job_as_needing_attention_instead_of_succeeded():
+    job = unsure.enqueue("1 delivery may not have gone out")
+    job.wait(timeout=20)
+    assert job.state == State.ATTENTION and not job.successful()
+    assert job.result == {"done": 0}
+    assert job.status_message == "1 delivery may not have gone out (done 0 of 1)"
+    assert kinds(job)[-1] == EventKind.ATTENTION

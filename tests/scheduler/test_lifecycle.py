@@ -14,10 +14,11 @@ def test_every_state_has_a_rule():
     assert set(TRANSITIONS) == set(State)
 
 
-def test_final_states_lead_nowhere_except_a_failed_job_to_another_attempt():
-    for state in FINAL_STATES - {State.FAILED}:
+def test_final_states_lead_nowhere_except_to_an_operators_retry_resend_or_settle():
+    for state in FINAL_STATES - {State.FAILED, State.ATTENTION}:
         assert TRANSITIONS[state] == frozenset()
     assert TRANSITIONS[State.FAILED] == {State.SCHEDULED}
+    assert TRANSITIONS[State.ATTENTION] == {State.SCHEDULED, State.SUCCEEDED}
 
 
 @pytest.mark.django_db

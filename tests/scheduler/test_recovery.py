@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ import time_machine
 from django.utils import timezone
 
 from scheduler.models import EventKind, Job, State
-from scheduler.services import jobs_sweep
+from scheduler.recovery import jobs_sweep
 from tests.conftest import kill_group, purge_queues, queue_size, wait_until
 from tests.testapp.models import BodyRun
 from tests.testapp.tasks import echo, holds_a_file, overruns, stalls_first
@@ -56,7 +57,7 @@ def test_a_killed_worker_fails_the_job_after_its_last_attempt(worker_process):
         assert jobs_sweep().failed == 1
     job.refresh_from_db()
     assert job.state == State.FAILED
-    assert job.errors[-1]["type"] == "scheduler.services.WorkerLost"
+    assert job.errors[-1]["type"] == "scheduler.recovery.WorkerLost"
 
 
 def test_a_purged_queue_is_recovered_by_the_sweep(broker, worker_process, settings):
@@ -78,6 +79,53 @@ def test_a_purged_queue_is_recovered_by_the_sweep(broker, worker_process, settin
     job.wait(timeout=60)
     assert job.state == State.SUCCEEDED
     assert BodyRun.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_a_backlog_longer_than_the_grace_drains_without_republishing_waiting_jobs(worker_process, settings):
+    settings.JOB_UNCLAIMED_GRACE = timedelta(seconds=0.5)
+    purge_queues()
+    backlog = [stalls_first.enqueue(0.2) for _ in range(12)]
+    worker_process()
+    republished, seen_waiting = 0, 0
+    while Job.objects.filter(pk__in=[job.pk for job in backlog], state__in=["queued", "running"]).exists():
+        report = jobs_sweep()
+        republished += report.republished
+        seen_waiting = max(seen_waiting, report.waiting)
+        time.sleep(0.3)  # the pace of a sweep loop; nothing waits on it
+    assert republished == 0
+    assert seen_waiting > 0, "the backlog outlasted the grace"
+    assert set(Job.objects.filter(pk__in=[job.pk for job in backlog]).values_list("state", flat=True)) == {"succeeded"}
+    assert BodyRun.objects.filter(job_id__in=[job.pk for job in backlog]).count() == len(backlog)
+
+
+def test_the_messages_a_killed_worker_held_are_republished_once(broker, worker_process, settings):
+    purge_queues()
+    process = worker_process()
+    eta = timezone.now() + timedelta(seconds=3)
+    held = [echo.enqueue_with(args=[i], eta=eta) for i in range(3)]
+    wait_until(
+        lambda: all(job.events.filter(kind=EventKind.RECEIVED).exists() for job in held),
+        timeout=60,
+        what="the worker to hold the messages",
+    )
+    kill_group(process, signal.SIGKILL)
+    if broker.name == "rabbitmq":
+        # RabbitMQ gives a dead consumer's unacknowledged messages back to the queue: nothing is lost.
+        wait_until(lambda: queue_size("default") == len(held), what="RabbitMQ to requeue the messages")
+        expected = 0
+    else:
+        # Redis keeps them aside until its visibility timeout (hours); the embedded broker loses them.
+        expected = len(held)
+
+    with time_machine.travel(eta + settings.JOB_UNCLAIMED_GRACE + timedelta(seconds=1)):
+        assert jobs_sweep().republished == expected
+        assert jobs_sweep().republished == 0
+
+    worker_process()
+    for job in held:
+        job.wait(timeout=60)
+        assert job.successful()
+    assert BodyRun.objects.filter(job_id__in=[job.pk for job in held]).count() == len(held)
 
 
 def test_sigterm_becomes_a_recorded_error_after_clean_up_and_another_attempt_follows(worker_process, tmp_path):

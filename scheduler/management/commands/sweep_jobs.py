@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from scheduler.services import jobs_sweep
+from scheduler.recovery import jobs_sweep
 
 
 class Command(BaseCommand):
@@ -10,4 +10,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         report = jobs_sweep()
-        self.stdout.write(f"republished {report.republished}, requeued {report.requeued}, failed {report.failed}")
+        self.stdout.write(str(report))
