@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from scheduler.lifecycle import TRANSITIONS, IllegalTransition, check_transition, transition
+import pytest
+from django.utils import timezone
+
+from scheduler.lifecycle import TRANSITIONS, IllegalTransition, cancel_all, check_transition, transition
 from scheduler.models import FINAL_STATES, EventKind, Job, State
 from tests.factories import JobFactory
 
@@ -69,3 +72,27 @@ def test_extra_conditions_guard_the_update():
     )
     assert stale is False
     assert Job.objects.get(pk=job.pk).state == State.QUEUED
+
+
+@pytest.mark.django_db
+def test_cancel_all_cancels_every_active_job_with_one_event_each_and_names_the_messages_to_revoke():
+    now = timezone.now()
+    waiting = JobFactory(state=State.SCHEDULED)
+    queued = JobFactory(state=State.QUEUED, celery_task_id="t-queued", published_at=now)
+    running = JobFactory(
+        state=State.RUNNING, celery_task_id="t-running", published_at=now, lease_expires_at=now + timedelta(minutes=5)
+    )
+    done = JobFactory(state=State.SUCCEEDED, celery_task_id="t-done", published_at=now)
+
+    count, task_ids = cancel_all(reason="stop everything")
+
+    assert count == 3
+    assert sorted(task_ids) == ["t-queued", "t-running"]
+    for job in (waiting, queued, running):
+        job.refresh_from_db()
+        assert (job.state, job.status_message, job.lease_expires_at) == (State.CANCELLED, "stop everything", None)
+        assert job.finished_at is not None
+        assert list(job.events.values_list("kind", "message")) == [(EventKind.CANCELLED, "stop everything")]
+    done.refresh_from_db()
+    assert done.state == State.SUCCEEDED and not done.events.exists()
+    assert cancel_all(reason="again") == (0, [])

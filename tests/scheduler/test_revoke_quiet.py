@@ -32,13 +32,17 @@ def test_a_cancel_and_a_republish_log_no_backend_warning(worker_process, tmp_pat
     held = echo.enqueue_with(args=["held"], eta=timezone.now() + timedelta(seconds=5))
     wait_until(lambda: held.events.filter(kind=EventKind.RECEIVED).exists(), what="the worker to hold the message")
     assert job_cancel(job_id=held.pk)
-    wait_until(lambda: "Tasks flagged as revoked" in log.read_text(), what="the worker to handle the revoke")
+    wait_until(
+        lambda: "Tasks flagged as revoked" in log.read_text(), timeout=60, what="the worker to handle the revoke"
+    )
 
     with time_machine.travel(timezone.now() + settings.JOB_UNCLAIMED_GRACE + timedelta(seconds=1)):
         assert jobs_sweep().republished == 1
     lost.wait(timeout=60)
     assert lost.successful()
-    wait_until(lambda: log.read_text().count("Tasks flagged as revoked") >= 2, what="both revokes to be handled")
+    wait_until(
+        lambda: log.read_text().count("Tasks flagged as revoked") >= 2, timeout=60, what="both revokes to be handled"
+    )
 
     assert WARNING not in log.read_text()
     assert not [r for r in caplog.records if WARNING in r.getMessage()]
