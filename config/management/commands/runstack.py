@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -25,28 +26,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address of the web server.")
-        parser.add_argument("--concurrency", type=int, default=2, help="Worker processes.")
+        parser.add_argument("--concurrency", type=int, default=None, help="Worker processes (default: cores).")
         parser.add_argument("--stop-wait", type=float, default=30.0, help="Seconds to wait for a warm stop.")
 
-    def handle(self, *args, addr: str, concurrency: int, stop_wait: float, **options) -> None:
+    def handle(self, *args, addr: str, concurrency: int | None, stop_wait: float, **options) -> None:
         if broker.is_embedded(settings.CELERY_BROKER_URL):
             broker.reset_control_bindings(settings.EMBEDDED_BROKER_DIR)
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={concurrency}",
-                f"--queues={','.join(settings.JOB_BROKER_QUEUES.values())}",
-                f"--statedb={settings.VAR_DIR / 'worker.state'}",
-                "--hostname=worker@%h",
-            ],
+            **worker_commands(queues=settings.JOB_BROKER_QUEUES, state_dir=settings.VAR_DIR, concurrency=concurrency),
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "--pidfile="],
         }
         children: dict[str, subprocess.Popen] = {}
@@ -86,6 +75,28 @@ class Command(BaseCommand):
             _signal_group(child, signal.SIGKILL)
             child.wait()
         self.stdout.write("All stopped.")
+
+
+def worker_commands(
+    *,
+    queues: dict[str, str],
+    state_dir: Path,
+    concurrency: int | None = None,
+    app: str = "config",
+    hostname: str = "worker",
+    loglevel: str = "INFO",
+) -> dict[str, list[str]]:
+    """The workers the service runs, by name: the one definition `make run` and the benchmark share.
+
+    ``queues`` maps each logical queue to its broker name (``settings.JOB_BROKER_QUEUES``).
+    """
+    return {
+        "worker": [
+            sys.executable, "-m", "celery", "-A", app, "worker", f"--loglevel={loglevel}",
+            f"--concurrency={concurrency or os.cpu_count() or 2}", f"--queues={','.join(queues.values())}",
+            f"--statedb={Path(state_dir) / 'worker.state'}", f"--hostname={hostname}@%h",
+        ],
+    }  # fmt: skip
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:
