@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+import threading
 import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -107,13 +107,21 @@ def twilio_error(*, status: int, code: int | None, message: str) -> DeliveryErro
     return DeliveryError(f"Twilio error {code} (HTTP {status}): {message}", permanent=permanent, code=code or status)
 
 
-@functools.lru_cache(maxsize=8)
-def _twilio_for(*settings_values: object) -> TwilioSms:
-    """One client (and its keep-alive HTTP session) per process and configuration, not one per message.
+_clients = threading.local()
 
-    The arguments are the settings it is built from, so a change of settings gets a new client.
+
+def _twilio_for(*settings_values: object) -> TwilioSms:
+    """One client (and its keep-alive HTTP session) per thread and configuration, not one per message.
+
+    Per thread, not per process: the sms worker runs deliveries in 32 threads, and a shared
+    ``requests`` session keeps only 10 connections (urllib3's pool), opening and dropping a new one for
+    every request beyond them. The arguments are the settings it is built from, so a change of settings
+    gets a new client.
     """
-    return TwilioSms.from_settings()
+    cached = getattr(_clients, "by_settings", None)
+    if cached is None or cached[0] != settings_values:
+        cached = _clients.by_settings = (settings_values, TwilioSms.from_settings())
+    return cached[1]
 
 
 class TwilioSms(Channel):

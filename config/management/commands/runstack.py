@@ -1,4 +1,4 @@
-"""Run the web server, a Celery worker and celery beat together in the foreground.
+"""Run the web server, the Celery workers and celery beat together in the foreground.
 
 Each runs in its own process group, so that Ctrl-C (or SIGTERM) reaches this command first and it can
 stop them in order: SIGTERM to each leader only (a Celery worker's pool processes die at once when they
@@ -26,16 +26,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address of the web server.")
-        parser.add_argument("--concurrency", type=int, default=None, help="Worker processes (default: cores).")
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="Processes of the CPU worker (default: one per core)."
+        )
+        parser.add_argument(
+            "--io-threads", type=int, default=IO_THREADS, help="Threads of the sms/email worker (default 32)."
+        )
         parser.add_argument("--stop-wait", type=float, default=30.0, help="Seconds to wait for a warm stop.")
 
-    def handle(self, *args, addr: str, concurrency: int | None, stop_wait: float, **options) -> None:
+    def handle(self, *args, addr: str, concurrency: int | None, io_threads: int, stop_wait: float, **options) -> None:
         if broker.is_embedded(settings.CELERY_BROKER_URL):
             broker.reset_control_bindings(settings.EMBEDDED_BROKER_DIR)
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
-            **worker_commands(queues=settings.JOB_BROKER_QUEUES, state_dir=settings.VAR_DIR, concurrency=concurrency),
+            **worker_commands(
+                queues=settings.JOB_BROKER_QUEUES,
+                state_dir=settings.VAR_DIR,
+                concurrency=concurrency,
+                io_threads=io_threads,
+            ),
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "--pidfile="],
         }
         children: dict[str, subprocess.Popen] = {}
@@ -77,26 +87,42 @@ class Command(BaseCommand):
         self.stdout.write("All stopped.")
 
 
+# The queues whose tasks mostly wait on a provider's answer (Twilio: 100-400 ms, SMTP: more).
+IO_QUEUES = ("sms", "email")
+IO_THREADS = 32
+
+
 def worker_commands(
     *,
     queues: dict[str, str],
     state_dir: Path,
     concurrency: int | None = None,
+    io_threads: int = IO_THREADS,
     app: str = "config",
-    hostname: str = "worker",
     loglevel: str = "INFO",
 ) -> dict[str, list[str]]:
     """The workers the service runs, by name: the one definition `make run` and the benchmark share.
 
-    ``queues`` maps each logical queue to its broker name (``settings.JOB_BROKER_QUEUES``).
+    A delivery spends nearly all its time waiting on the provider, so the ``sms`` and ``email`` queues go
+    to a worker with Celery's threads pool, where waiting costs a thread, not a process; the CPU-bound
+    queues (``default``, ``maintenance``) to a prefork worker with a process per core. ``queues`` maps each
+    logical queue to its broker name (``settings.JOB_BROKER_QUEUES``). Each worker keeps its own state
+    file (revoked task ids): two workers cannot share one.
     """
-    return {
-        "worker": [
-            sys.executable, "-m", "celery", "-A", app, "worker", f"--loglevel={loglevel}",
-            f"--concurrency={concurrency or os.cpu_count() or 2}", f"--queues={','.join(queues.values())}",
-            f"--statedb={Path(state_dir) / 'worker.state'}", f"--hostname={hostname}@%h",
-        ],
-    }  # fmt: skip
+    celery = [sys.executable, "-m", "celery", "-A", app, "worker", f"--loglevel={loglevel}"]
+    io = [broker_name for name, broker_name in queues.items() if name in IO_QUEUES]
+    cpu = [broker_name for name, broker_name in queues.items() if name not in IO_QUEUES]
+    commands = {}
+    if io:
+        commands["worker-io"] = [
+            *celery, "--pool=threads", f"--concurrency={io_threads}", f"--queues={','.join(io)}",
+            f"--statedb={Path(state_dir) / 'worker-io.state'}", "--hostname=io@%h",
+        ]  # fmt: skip
+    commands["worker-cpu"] = [
+        *celery, "--pool=prefork", f"--concurrency={concurrency or os.cpu_count() or 2}",
+        f"--queues={','.join(cpu)}", f"--statedb={Path(state_dir) / 'worker-cpu.state'}", "--hostname=cpu@%h",
+    ]  # fmt: skip
+    return commands
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:
