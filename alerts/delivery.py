@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -27,6 +28,8 @@ from alerts.validators import render_message
 from scheduler.errors import RetryLater
 
 ACK_SALT = "alerts.acknowledge"
+# A slot this close is used at once: the provider queues a second's worth itself.
+SLOT_TOLERANCE_SECONDS = 1.0
 FINAL_DELIVERY_STATES = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.UNDELIVERED, DeliveryState.FAILED}
 
 
@@ -42,6 +45,14 @@ class Tally:
     unknown: int = 0
     via_sink: bool = False
     retry: list[str] = field(default_factory=list)
+    # Per retry: seconds until it can help (a full queue, a held slot), or None for the alert's delay.
+    retry_after: list[float | None] = field(default_factory=list)
+
+    def retry_delay(self) -> timedelta | None:
+        """When every pending retry is a matter of seconds, the next attempt comes once the last is over."""
+        if self.retry_after and None not in self.retry_after:
+            return timedelta(seconds=max(self.retry_after))
+        return None
 
     def as_result(self) -> dict[str, object]:
         return {"sent": self.sent, "skipped": self.skipped, "failed": self.failed, "unknown": self.unknown,
@@ -101,7 +112,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
             job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
         _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
     if tally.retry:
-        raise RetryLater(f"{len(tally.retry)} delivery(ies) failed for now: " + "; ".join(tally.retry)[:400])
+        message = f"{len(tally.retry)} delivery(ies) not sent for now: " + "; ".join(tally.retry)[:400]
+        raise RetryLater(message, delay=tally.retry_delay())
     if tally.failed and not tally.sent:
         raise DeliveryFailed(f"every {channel} delivery failed for good; see the deliveries")
     summary = f"{channel}: sent {tally.sent}, skipped {tally.skipped}, failed {tally.failed}, unknown {tally.unknown}"
@@ -134,7 +146,10 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     try:
         if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
             return
-        sent = sender.send(to=delivery.address, body=_compose(occurrence, contact), subject=subject)
+        body = _compose(occurrence, contact)
+        if _held_by_sending_rate(sender, delivery, body, contact, tally):
+            return
+        sent = sender.send(to=delivery.address, body=body, subject=subject)
     except DeliveryError as exc:
         if exc.permanent:
             _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
@@ -144,13 +159,34 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
             unanswered = delivery.unanswered_since or (attempt_started if exc.code == "read-timeout" else None)
             _record(delivery, DeliveryState.PENDING, error=str(exc)[:2000], unanswered_since=unanswered)
             tally.retry.append(f"{contact.name}: {exc}")
+            tally.retry_after.append(exc.retry_after)
         return
     _record(
-        delivery, DeliveryState.SENT, provider_id=sent.provider_id, error="", unanswered_since=None,
+        delivery, DeliveryState.SENT, provider_id=sent.provider_id, error="", unanswered_since=None, send_after=None,
         note=(sent.note or f"sent in {time.monotonic() - started:.2f}s")[:200],
     )  # fmt: skip
     tally.sent += 1
     tally.via_sink = tally.via_sink or sent.via_sink
+
+
+def _held_by_sending_rate(sender, delivery: Delivery, body: str, contact: Contact, tally: Tally) -> bool:
+    """Whether the channel's own sending rate holds this message back; if so, its job comes back then.
+
+    Never a sleep: a worker waiting out a slot is a worker not sending anything else. The slot is kept
+    on the delivery (``send_after``), so the next attempt sends without queueing again.
+    """
+    now = timezone.now()
+    if delivery.send_after is not None:
+        wait = (delivery.send_after - now).total_seconds()
+    else:
+        wait = sender.reserve(body=body)
+    if wait <= SLOT_TOLERANCE_SECONDS:
+        return False
+    send_after = delivery.send_after or now + timedelta(seconds=wait)
+    _record(delivery, DeliveryState.PENDING, send_after=send_after, note="held back by SMS_PER_SECOND_PER_NUMBER")
+    tally.retry.append(f"{contact.name}: held back by the sending rate until {send_after:%H:%M:%S} UTC")
+    tally.retry_after.append(wait)
+    return True
 
 
 def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:

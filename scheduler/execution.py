@@ -229,7 +229,7 @@ class _Outcome:
         errors = [*job.errors, error_record(exc, attempt=job.attempts, retryable=retryable, now=now)]
         summary = f"{type(exc).__name__}: {exc}"[:500]
         if retryable and job.attempts < job.max_attempts:
-            eta = now + job.retry_delay
+            eta = now + (getattr(exc, "delay", None) or job.retry_delay)
             state = self._finish(
                 State.RETRYING,
                 EventKind.RETRIED,

@@ -13,17 +13,25 @@ class DeliveryError(Exception):
     ``permanent`` says whether a retry can help: an invalid number stays invalid (permanent), a provider
     that is down or rate limiting us may answer in an hour (temporary). ``code`` is the provider's own code
     (Twilio's error code, the SMTP reply code) or a short word for failures below the protocol
-    ("read-timeout", "connection-error"), kept for the delivery record.
+    ("read-timeout", "connection-error"), kept for the delivery record. ``retry_after`` (seconds) says
+    that the trouble passes in seconds, not hours (a full queue, too many requests): the next attempt
+    comes that soon instead of after the alert's retry delay.
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: str | int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: str | int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"DeliveryError({self.message!r}, permanent={self.permanent}, code={self.code!r})"
+        return (
+            f"DeliveryError({self.message!r}, permanent={self.permanent}, code={self.code!r}, "
+            f"retry_after={self.retry_after!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,14 @@ class Channel:
 
     def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
         raise NotImplementedError
+
+    def reserve(self, *, body: str) -> float:
+        """Reserve this message's slot in the channel's own sending rate; return the seconds until it.
+
+        0 for a channel without a rate of its own. The caller never waits for it: it sends when the slot
+        has come, keeping the reservation meanwhile.
+        """
+        return 0.0
 
     def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
         """The provider's id of a message to ``to`` beginning with ``body_start`` accepted since ``since``.

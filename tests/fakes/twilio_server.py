@@ -50,7 +50,13 @@ ERRORS = {
 # The fields of a freshly queued message that do not depend on the request.
 MESSAGE_CONSTANTS = {"api_version": "2010-04-01", "status": "queued", "direction": "outbound-api", "num_media": "0"}
 MESSAGE_CONSTANTS |= {"price_unit": "USD"} | dict.fromkeys(("date_sent", "error_code", "error_message", "price"))
-CODE_MESSAGES = {21211: ERRORS[400][1], 21614: "'To' number is not a valid mobile number", 20429: ERRORS[429][1]}
+CODE_MESSAGES = {
+    21211: ERRORS[400][1],
+    21614: "'To' number is not a valid mobile number",
+    20429: ERRORS[429][1],
+    21611: "This 'From' number has exceeded the maximum number of queued messages",
+    30001: "Queue overflow",
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class ReceivedMessage:
     body: str
     status_callback: str
     received_at: float
+    validity_period: str = ""  # as sent (Twilio's ValidityPeriod, seconds); empty when not sent
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,7 @@ class FakeTwilio:
             body=form.get("Body", ""),
             status_callback=form.get("StatusCallback", ""),
             received_at=time.time(),
+            validity_period=form.get("ValidityPeriod", ""),
         )
         with self._lock:
             self._messages.append(message)
