@@ -2,9 +2,11 @@
 
 Each (occurrence, contact, channel) has one Delivery row. It is claimed (``pending -> sending``) with a
 conditional UPDATE before the provider is called, and the call happens outside any transaction. If the
-worker dies between the provider's answer and the record, the row stays ``sending``; the next attempt
-finds it so and marks it ``unknown`` instead of sending again: a possibly-duplicated SMS is worse than
-a possibly-missed one that an operator can see and resend.
+worker dies between the claim and the record, the row stays ``sending``; the next attempt (after the
+sweep recovers the job) asks the provider whether it has the message: found, it is recorded as sent;
+absent, it is sent; the provider unreachable, the job tries again later. A channel that cannot be asked
+(email) marks it ``unknown`` instead of sending again: a possibly-duplicated message is worse than a
+possibly-missed one that an operator can see and resend.
 """
 
 from __future__ import annotations
@@ -134,11 +136,11 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
                   "job_id": job.id},
     )  # fmt: skip
     if not created and delivery.state == DeliveryState.SENDING:
-        # An earlier attempt claimed it and never recorded the outcome: it may well have been sent.
-        _record(delivery, DeliveryState.UNKNOWN, error="the worker stopped between sending and recording")
-        tally.unknown += 1
-        return
-    if not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
+        # An earlier attempt claimed it and never recorded the outcome: its worker died before or after the
+        # provider call. Only the provider knows which.
+        if not _settle_interrupted(sender, delivery, occurrence, contact, tally):
+            return
+    elif not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
         tally.skipped += 1
         return
     started = time.monotonic()
@@ -187,6 +189,36 @@ def _held_by_sending_rate(sender, delivery: Delivery, body: str, contact: Contac
     tally.retry.append(f"{contact.name}: held back by the sending rate until {send_after:%H:%M:%S} UTC")
     tally.retry_after.append(wait)
     return True
+
+
+def _settle_interrupted(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
+    """Settle a delivery left ``sending`` by a dead worker; ``True`` if it must be sent (by this attempt).
+
+    Found at the provider: sent, with its id. Provably absent: sent now, once. The provider cannot be
+    asked: the job tries again later, the row stays ``sending``; never a blind send, which could
+    duplicate. A channel that cannot be asked at all (email) marks it ``unknown`` for an operator.
+    """
+    if not sender.can_find_sent:
+        _record(delivery, DeliveryState.UNKNOWN, error="the worker stopped between claiming and recording")
+        tally.unknown += 1
+        return False
+    try:
+        # The row's last change is its claim: the provider cannot have the message from before it.
+        found = sender.find_sent(
+            to=delivery.address, body_start=_message_text(occurrence, contact), since=delivery.modified_at
+        )
+    except DeliveryError as exc:
+        tally.retry.append(f"{contact.name}: a send cut short by a stopped worker, not settled: {exc}")
+        tally.retry_after.append(exc.retry_after)
+        return False
+    if found is None:
+        return True
+    _record(
+        delivery, DeliveryState.SENT, provider_id=found, error="", unanswered_since=None,
+        note="the provider had it from an attempt whose worker stopped; not sent again",
+    )  # fmt: skip
+    tally.sent += 1
+    return False
 
 
 def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:

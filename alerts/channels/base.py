@@ -53,6 +53,9 @@ class Channel:
     """
 
     name: ClassVar[str] = ""
+    # Whether ``find_sent`` can tell "not sent" from "cannot tell": only then may a send that was cut short
+    # be sent again once the provider says it does not have it.
+    can_find_sent: ClassVar[bool] = False
 
     def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
         raise NotImplementedError

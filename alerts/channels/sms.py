@@ -145,6 +145,7 @@ class TwilioSms(Channel):
     """
 
     name = "sms"
+    can_find_sent = True
 
     def __init__(
         self,
@@ -241,9 +242,16 @@ class LocalSmsSink(Channel):
     """Where SMS go when Twilio is not configured: a table the admin shows, so `make run` works offline."""
 
     name = "sms"
+    can_find_sent = True
 
     def __init__(self, *, sender: str = "") -> None:
         self.sender = sender
+
+    def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
+        from alerts.models import SmsSinkMessage
+
+        found = SmsSinkMessage.objects.filter(to=to, body__startswith=body_start, created_at__gte=since).first()
+        return None if found is None else f"sink-{found.pk}"
 
     def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
         # Imported here, so that importing the channels never needs the app registry to be ready.
