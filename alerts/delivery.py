@@ -12,11 +12,13 @@ possibly-missed one that an operator can see and resend.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -49,6 +51,15 @@ class Tally:
     retry: list[str] = field(default_factory=list)
     # Per retry: seconds until it can help (a full queue, a held slot), or None for the alert's delay.
     retry_after: list[float | None] = field(default_factory=list)
+    # The last sent delivery whose outcome is not written yet: written before the next provider call, or
+    # with the alert's completion in one commit.
+    unrecorded: tuple[Delivery, dict[str, object]] | None = None
+
+    def record_sent(self) -> None:
+        if self.unrecorded is not None:
+            delivery, values = self.unrecorded
+            _record(delivery, DeliveryState.SENT, **values)
+            self.unrecorded = None
 
     def retry_delay(self) -> timedelta | None:
         """When every pending retry is a matter of seconds, the next attempt comes once the last is over."""
@@ -108,12 +119,17 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     sender = sms_channel() if channel == Channel.SMS else email_channel()
     subject = alert.name
     tally = Tally()
-    for number, contact in enumerate(recipients, start=1):
-        job.check()
-        if len(recipients) > 1:
-            job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
-        _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
+    try:
+        for number, contact in enumerate(recipients, start=1):
+            if number > 1:  # for the first, the job's claim a moment ago was the abort check
+                job.check()
+                job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
+            _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
+    except BaseException:
+        tally.record_sent()  # what was sent is recorded, whatever stopped the loop (a cancel, an error)
+        raise
     if tally.retry:
+        tally.record_sent()
         message = f"{len(tally.retry)} delivery(ies) not sent for now: " + "; ".join(tally.retry)[:400]
         raise RetryLater(message, delay=tally.retry_delay())
     if tally.failed and not tally.sent:
@@ -122,19 +138,41 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     if tally.via_sink:
         summary = f"Twilio is not configured: the SMS went to the local sink, not to a phone ({summary})"
     job.summarize(summary)
-    alert_complete_if_done(alert=alert, finishing_job_id=job.id)
+    # One commit for the last outcome and the alert's completion (each commit waits for a WAL flush).
+    with transaction.atomic():
+        tally.record_sent()
+        alert_complete_if_done(alert=alert, finishing_job_id=job.id)
     return tally.as_result()
 
 
+def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: str) -> Delivery | None:
+    """The delivery row, created already claimed; ``None`` if it exists (an earlier attempt made it).
+
+    One INSERT in autocommit, instead of get_or_create's SELECT and INSERT in a transaction of its own.
+    """
+    delivery = Delivery(occurrence=occurrence, contact=contact, channel=channel, address=_address(contact, channel),
+                        state=DeliveryState.SENDING, attempts=1, job_id=job.id)  # fmt: skip
+    try:
+        # A savepoint only inside a caller's transaction, which a failed INSERT would otherwise break.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            delivery.save(force_insert=True)
+    except IntegrityError:
+        return None
+    return delivery
+
+
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
-    # A first attempt creates the row already claimed: one INSERT instead of an INSERT and an UPDATE.
-    delivery, created = Delivery.objects.get_or_create(
-        occurrence=occurrence,
-        contact=contact,
-        channel=channel,
-        defaults={"address": _address(contact, channel), "state": DeliveryState.SENDING, "attempts": 1,
-                  "job_id": job.id},
-    )  # fmt: skip
+    # A first attempt creates the rows; later ones find them (or create the rows of new recipients).
+    delivery = _create_claimed(job, occurrence, contact, channel) if job.attempt == 1 else None
+    created = delivery is not None
+    if delivery is None:
+        delivery, created = Delivery.objects.get_or_create(
+            occurrence=occurrence,
+            contact=contact,
+            channel=channel,
+            defaults={"address": _address(contact, channel), "state": DeliveryState.SENDING, "attempts": 1,
+                      "job_id": job.id},
+        )  # fmt: skip
     if not created and delivery.state == DeliveryState.SENDING:
         # An earlier attempt claimed it and never recorded the outcome: its worker died before or after the
         # provider call. Only the provider knows which.
@@ -151,6 +189,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
         body = _compose(occurrence, contact)
         if _held_by_sending_rate(sender, delivery, body, contact, tally):
             return
+        tally.record_sent()  # the previous recipient's outcome, before the next provider call
         sent = sender.send(to=delivery.address, body=body, subject=subject)
     except DeliveryError as exc:
         if exc.permanent:
@@ -163,10 +202,10 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
             tally.retry.append(f"{contact.name}: {exc}")
             tally.retry_after.append(exc.retry_after)
         return
-    _record(
-        delivery, DeliveryState.SENT, provider_id=sent.provider_id, error="", unanswered_since=None, send_after=None,
-        note=(sent.note or f"sent in {time.monotonic() - started:.2f}s")[:200],
-    )  # fmt: skip
+    tally.unrecorded = (delivery, {
+        "provider_id": sent.provider_id, "error": "", "unanswered_since": None, "send_after": None,
+        "note": (sent.note or f"sent in {time.monotonic() - started:.2f}s")[:200],
+    })  # fmt: skip
     tally.sent += 1
     tally.via_sink = tally.via_sink or sent.via_sink
 

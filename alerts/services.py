@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
@@ -206,9 +207,9 @@ def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
     if alert.is_recurring:
         return False
     others = alert_jobs(alert).filter(state__in=(*WAITING_STATES, "running")).exclude(pk=finishing_job_id)
-    if others.exists():
-        return False
-    return bool(Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE).update(state=AlertState.COMPLETED))
+    # One statement: the check and the change together.
+    done = Alert.objects.filter(~Exists(others), pk=alert.pk, state=AlertState.ACTIVE)
+    return bool(done.update(state=AlertState.COMPLETED))
 
 
 # Twilio's message statuses, and the delivery states each may replace: a late "sent" never undoes "delivered".

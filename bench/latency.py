@@ -80,6 +80,7 @@ def run(ctx, tracked) -> dict[str, object]:
         "provider_latency_tracked_vs_bare_prefork": round(ratio(result["per_s"], bare_per_s), 2),
         "provider_latency_failed": result["failed"],
         "provider_latency_cpu_ms_per_job": result["cpu_ms"],
+        "provider_latency_db_per_job": result["db_per_job"],
         "shipped_workers": [" ".join(w.popen.args[3:]) for w in workers],
     }
 

@@ -286,6 +286,23 @@ class Stack:
         roots = {proc.pid: ("worker" if proc.hostname else proc.name) for proc in self.procs}
         return procfs.cpu_by_part(roots, broker={"rabbitmq": "beam.smp", "redis": "redis-server"}[self.broker])
 
+    def db_activity(self) -> dict[str, int]:
+        """The run database's own counters (pg_stat_database): transactions and rows written so far.
+
+        Unlike CPU, these count only this run's database, whatever else the machine runs. In autocommit
+        every statement outside a transaction is a transaction of its own, so ``transactions`` is close to
+        the round trips that commit. PostgreSQL publishes a backend's counts within about a second.
+        """
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted"
+                " FROM pg_stat_database WHERE datname = %s",
+                [self.db_name],
+            ).fetchone()
+        return {"transactions": int(row[0]), "rows_written": int(row[1])}
+
     def broker_memory(self) -> int | None:
         """The broker's memory in bytes: RabbitMQ's Erlang VM total, Redis's ``used_memory``."""
         try:

@@ -123,6 +123,8 @@ def tracked(
     offset = ctx.stack.fake_count()
     since = timezone.now()
     folder = ctx.args.profile if profile else None
+    time.sleep(1.5)  # PostgreSQL publishes a backend's statistics within a second or so of its last commit
+    db = ctx.stack.db_activity()
     cpu = ctx.stack.cpu_times()
     pid = worker_pid or ctx.worker.pid
     with Profiler(folder, f"worker-{profile}", pid), Profiler(folder, f"bench-send-now-{profile}", os.getpid()):
@@ -138,6 +140,9 @@ def tracked(
         _wait(f"{label}: deliver", count, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
     _wait(f"{label}: final states", count, lambda: jobs.filter(state__in=sorted(FINAL_STATES)).count(), timeout=120)
     cpu_ms = cpu_per_item(cpu, ctx.stack.cpu_times(), count)
+    time.sleep(1.5)
+    db_after = ctx.stack.db_activity()
+    db_per_job = {key: round((db_after[key] - db[key]) / count, 1) for key in db}
     last_final = jobs.aggregate(last=Max("finished_at"))["last"].timestamp()
     last_sms = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
     failed = jobs.exclude(state=State.SUCCEEDED).count()
@@ -148,6 +153,7 @@ def tracked(
         "enqueue_per_s": rate(count, enqueued - started),
         "failed": failed,
         "cpu_ms": cpu_ms,
+        "db_per_job": db_per_job,
     }
 
 
@@ -167,6 +173,7 @@ def run(ctx) -> dict[str, object]:
         "plain_celery_sms_per_s": _round(plain_per_s, 1),
         "tracked_vs_plain_celery_ratio": _round(ratio(result["per_s"], plain_per_s), 3),
         "tracked_cpu_ms_total": result["cpu_ms"]["total"],
+        "tracked_db_per_job": result["db_per_job"],
         "throughput_ratio": _round(ratio(result["per_s"], bare_per_s), 3),
         "tracked_jobs_per_s": _round(result["per_s"], 1),
         "bare_tasks_per_s": _round(bare_per_s, 1),
@@ -196,6 +203,7 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
         ("  ratio tracked / bare SMS", show(keys.get("tracked_vs_bare_sms_ratio")), "", ""),
         ("  enqueue (send now, one process)", show(keys.get("tracked_enqueue_per_s"), "/s"), "", ""),
         ("  CPU per tracked job", _cpu(keys.get("tracked_cpu_ms_per_job")), "", ""),
+        ("  database per tracked job (its own counters)", _db(keys.get("tracked_db_per_job")), "", ""),
         ("  CPU per bare no-op task", _cpu(keys.get("bare_cpu_ms_per_task")), "", ""),
         ("  CPU per bare SMS task", _cpu(keys.get("bare_sms_cpu_ms_per_task")), "", ""),
         ("  plain Celery SMS (SDK + django-celery-results)", show(keys.get("plain_celery_sms_per_s"), "/s"), "", ""),
@@ -203,6 +211,12 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
         ("  CPU per plain Celery SMS task", _cpu(keys.get("plain_celery_cpu_ms_per_task")), "", ""),
         *latency.rows(keys),
     ]
+
+
+def _db(counts: dict[str, float] | None) -> str:
+    if not counts:
+        return "n/a"
+    return f"{counts['transactions']} transactions, {counts['rows_written']} rows written"
 
 
 def _cpu(parts: dict[str, float] | None) -> str:
