@@ -23,10 +23,9 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.channels.base import DeliveryError
-from alerts.channels.email import email_channel
-from alerts.channels.sms import sms_channel
-from alerts.models import Channel, Contact, Delivery, DeliveryState, Occurrence
+from alerts import channels
+from alerts.channels.base import DeliveryChannel, DeliveryError
+from alerts.models import Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
 from alerts.validators import render_message
 from scheduler.errors import RetryLater
@@ -34,7 +33,6 @@ from scheduler.errors import RetryLater
 ACK_SALT = "alerts.acknowledge"
 # A slot this close is used at once: the provider queues a second's worth itself.
 SLOT_TOLERANCE_SECONDS = 1.0
-FINAL_DELIVERY_STATES = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.UNDELIVERED, DeliveryState.FAILED}
 
 
 class DeliveryFailed(Exception):
@@ -77,10 +75,6 @@ def acknowledgement_url(*, alert_id: int, contact_id: int) -> str:
     return settings.PUBLIC_BASE_URL + reverse("alerts:acknowledge", args=[token])
 
 
-def _address(contact: Contact, channel: str) -> str:
-    return contact.phone if channel == Channel.SMS else contact.email
-
-
 def _message_text(occurrence: Occurrence, contact: Contact) -> str:
     return render_message(occurrence.alert.message, contact=contact, alert=occurrence.alert).strip()
 
@@ -113,10 +107,11 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     reason = alert.abort_reason(timezone.now())
     if reason:
         job.abort(reason)
-    recipients = [c for c in alert.recipients.all() if c.is_active and _address(c, channel)]
+    spec = channels.get(channel)
+    recipients = [c for c in alert.recipients.all() if c.is_active and spec.address(c)]
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
-    sender = sms_channel() if channel == Channel.SMS else email_channel()
+    sender = spec.transport()
     subject = alert.name
     tally = Tally()
     try:
@@ -124,7 +119,7 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
             if number > 1:  # for the first, the job's claim a moment ago was the abort check
                 job.check()
                 job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
-            _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
+            _deliver_to(job, sender, occurrence, contact, spec, subject, tally)
     except BaseException:
         tally.record_sent()  # what was sent is recorded, whatever stopped the loop (a cancel, an error)
         raise
@@ -145,12 +140,12 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     return tally.as_result()
 
 
-def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: str) -> Delivery | None:
+def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: DeliveryChannel) -> Delivery | None:
     """The delivery row, created already claimed; ``None`` if it exists (an earlier attempt made it).
 
     One INSERT in autocommit, instead of get_or_create's SELECT and INSERT in a transaction of its own.
     """
-    delivery = Delivery(occurrence=occurrence, contact=contact, channel=channel, address=_address(contact, channel),
+    delivery = Delivery(occurrence=occurrence, contact=contact, channel=channel.name, address=channel.address(contact),
                         state=DeliveryState.SENDING, attempts=1, job_id=job.id)  # fmt: skip
     try:
         # A savepoint only inside a caller's transaction, which a failed INSERT would otherwise break.
@@ -169,8 +164,8 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
         delivery, created = Delivery.objects.get_or_create(
             occurrence=occurrence,
             contact=contact,
-            channel=channel,
-            defaults={"address": _address(contact, channel), "state": DeliveryState.SENDING, "attempts": 1,
+            channel=channel.name,
+            defaults={"address": channel.address(contact), "state": DeliveryState.SENDING, "attempts": 1,
                       "job_id": job.id},
         )  # fmt: skip
     if not created and delivery.state == DeliveryState.SENDING:

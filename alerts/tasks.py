@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from alerts import channels
+from alerts.channels.base import DeliveryChannel
 from alerts.delivery import occurrence_deliver
-from alerts.models import Channel
 from alerts.services import alert_recurring_tick
-from scheduler.tracked import tracked_task
+from scheduler.tracked import TrackedTask, tracked_task
 
 # Each job gets its alert's own policy (attempts, delay) when it is enqueued; these are the defaults.
 # Failures that a retry can fix surface as RetryLater, which the engine always retries.
 
 
-@tracked_task(name="alerts.deliver_sms", queue="sms", max_attempts=24)
-def deliver_sms(job, occurrence_id: int) -> dict[str, object]:
-    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.SMS)
+def delivery_task(channel: DeliveryChannel) -> TrackedTask:
+    """The tracked task delivering an occurrence on ``channel`` (``alerts.deliver_<name>``, on its queue)."""
+
+    def deliver(job, occurrence_id: int) -> dict[str, object]:
+        return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=channel.name)
+
+    deliver.__name__ = deliver.__qualname__ = f"deliver_{channel.name}"
+    deliver.__doc__ = f"Deliver one occurrence of an alert by {channel.name} to each of its recipients."
+    return tracked_task(name=f"alerts.deliver_{channel.name}", queue=channel.queue, max_attempts=24)(deliver)
 
 
-@tracked_task(name="alerts.deliver_email", queue="email", max_attempts=24)
-def deliver_email(job, occurrence_id: int) -> dict[str, object]:
-    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.EMAIL)
-
-
-DELIVERY_TASKS = {Channel.SMS: deliver_sms, Channel.EMAIL: deliver_email}
+DELIVERY_TASKS = {name: delivery_task(channel) for name, channel in channels.registry.items()}
 
 
 @shared_task(name="alerts.recurring_tick", ignore_result=True)

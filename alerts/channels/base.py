@@ -1,10 +1,12 @@
-"""The one interface every delivery channel implements, and the one error type they raise."""
+"""What a delivery channel is: its declaration (``DeliveryChannel``), the interface of its provider
+(``Transport``) and the one error type transports raise."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class DeliveryError(Exception):
@@ -44,8 +46,8 @@ class SentMessage:
     note: str = ""
 
 
-class Channel:
-    """A way to deliver a message: one subclass per provider, each in its own module.
+class Transport:
+    """A way to hand a message to a provider: one subclass per provider, each in its channel's module.
 
     ``send`` returns once the provider has accepted the message, or raises ``DeliveryError``. It must be
     called outside any transaction that records the outcome: if that commit failed after the provider
@@ -75,3 +77,21 @@ class Channel:
         message anyway. ``None`` when nothing was found, or when the provider cannot be asked.
         """
         return None
+
+
+@dataclass(frozen=True)
+class DeliveryChannel:
+    """A channel as the rest of the app sees it, declared once in the channel's module.
+
+    ``name`` is the value of ``Delivery.channel`` and names the delivery task (``alerts.deliver_<name>``);
+    ``contact_field`` is the ``Contact`` field holding the address; ``queue`` is the ``JOB_QUEUES`` queue its
+    jobs run on; ``transport`` builds the ``Transport`` the settings ask for.
+    """
+
+    name: str
+    contact_field: str
+    queue: str
+    transport: Callable[[], Transport]
+
+    def address(self, contact: Any) -> str:
+        return getattr(contact, self.contact_field) or ""

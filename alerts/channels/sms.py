@@ -16,7 +16,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from alerts.channels.base import Channel, DeliveryError, SentMessage
+from alerts.channels.base import DeliveryChannel, DeliveryError, SentMessage, Transport
 from alerts.channels.ratelimit import reserve_send_slot, sms_segments
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def twilio_configured() -> bool:
     return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER)
 
 
-def sms_channel() -> Channel:
+def sms_channel() -> Transport:
     """The SMS channel the settings ask for: Twilio when configured, otherwise the local sink."""
     if twilio_configured():
         return _twilio_for(
@@ -136,7 +136,7 @@ def _twilio_for(*settings_values: object) -> TwilioSms:
     return cached[1]
 
 
-class TwilioSms(Channel):
+class TwilioSms(Transport):
     """SMS through Twilio's Messages API, optionally at most ``per_second`` segments a second per sender.
 
     ``validity_period`` (seconds; 0 or ``None``: Twilio's own, 10 hours): a message still in Twilio's
@@ -238,7 +238,7 @@ class TwilioSms(Channel):
         return None
 
 
-class LocalSmsSink(Channel):
+class LocalSmsSink(Transport):
     """Where SMS go when Twilio is not configured: a table the admin shows, so `make run` works offline."""
 
     name = "sms"
@@ -260,3 +260,6 @@ class LocalSmsSink(Channel):
         record = SmsSinkMessage.objects.create(to=to, sender=self.sender, body=body)
         logger.info("SMS to %s went to the local sink (#%s): Twilio is not configured", to, record.pk)
         return SentMessage(provider_id=f"sink-{record.pk}", via_sink=True, note=SINK_NOTE)
+
+
+CHANNEL = DeliveryChannel(name="sms", contact_field="phone", queue="sms", transport=sms_channel)
