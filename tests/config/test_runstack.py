@@ -95,3 +95,24 @@ def test_the_stack_serves_delivers_the_demo_and_ctrl_c_leaves_no_process(tmp_pat
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)
+
+
+def _worker_shape(argv: list[str]) -> tuple[str, str, str]:
+    """Pool, queues and (for threads, where it is the point) concurrency of a `celery worker` command."""
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
+    concurrency = options.get("concurrency", "") if options.get("pool") == "threads" else ""
+    return options.get("pool", "prefork"), options["queues"], concurrency
+
+
+def test_compose_and_supervisord_run_the_workers_make_run_runs():
+    """The benchmark measures runstack's workers; docker-compose and supervisord must ship the same."""
+    from config.management.commands.runstack import worker_commands
+
+    queues = {name: name for name in ("default", "sms", "email", "maintenance")}
+    commands = worker_commands(queues=queues, state_dir=Path("/var/lib/celery")).values()
+    shipped = sorted(_worker_shape(argv) for argv in commands)
+    compose = re.findall(r"command: (celery -A config worker .*)", (BASE_DIR / "docker-compose.yml").read_text())
+    supervisord = (BASE_DIR / "deploy/supervisord.conf").read_text()
+    supervisor = re.findall(r"exec \S+/celery -A config worker ([^']*)'", supervisord)
+    assert sorted(_worker_shape(command.split()) for command in compose) == shipped
+    assert sorted(_worker_shape(command.split()) for command in supervisor) == shipped
