@@ -1,5 +1,4 @@
-"""A worker that dies between claiming a delivery and recording it loses nothing and sends nothing twice;
-a worker stopped for a deploy finishes what it is sending.
+"""A worker that dies between claiming a delivery and recording it loses nothing and sends nothing twice.
 
 The worker is a real `celery worker` process that SIGKILLs its whole process group at a chosen point
 (tests/alerts/crash_settings.py); the recovery sweep (``jobs_sweep``) then requeues its job, and another
@@ -9,26 +8,20 @@ worker settles the delivery it left ``sending`` by asking Twilio (the fake's lis
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import uuid
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.conf import settings
 from django.utils import timezone
 
 from alerts import services
 from alerts.models import Delivery, DeliveryState, Occurrence
-from config.management.commands.runstack import worker_commands
 from scheduler import publishing
 from scheduler.models import Job, State
 from scheduler.services import jobs_sweep
 from tests.alerts.conftest import TWILIO_FROM_NUMBER
 from tests.alerts.factories import AlertFactory, ContactFactory
-from tests.conftest import BASE_DIR, kill_group, live_database_url, wait_until
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PHONES = ["+14155550111", "+14155550112"]
@@ -88,36 +81,5 @@ def test_an_interrupted_send_is_not_retried_blind_while_twilio_cannot_be_asked(f
     assert publishing.dispatch_due() == 1
     job.wait(timeout=30)
     assert job.state == State.SUCCEEDED, job.errors
-    [message] = fake_twilio.messages
-    assert Delivery.objects.get().provider_id == message.sid
-
-
-def test_a_warm_shutdown_of_the_shipped_threads_worker_lets_a_running_delivery_finish(
-    broker, transactional_db, fake_twilio, tmp_path
-):
-    """SIGTERM (a deploy) while Twilio takes its time: the delivery in flight is finished and recorded
-    before the worker exits, as the prefork pool does; nothing is left for the sweep."""
-    fake_twilio.latency = 2.0
-    argv = worker_commands(queues=settings.JOB_BROKER_QUEUES, state_dir=tmp_path)["worker-io"]
-    argv = [arg for arg in argv if not arg.startswith("--hostname=")]
-    argv += [f"--hostname=io-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip"]
-    env = {
-        **os.environ, **twilio_env(fake_twilio), "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": live_database_url(), "CELERY_BROKER_URL": broker.url,
-        "EMBEDDED_BROKER_DIR": str(broker.embedded_root),
-    }  # fmt: skip
-    with open(tmp_path / "worker.log", "w") as log:
-        worker = subprocess.Popen(argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # fmt: skip
-    try:
-        services.alert_send_now(alert=AlertFactory())
-        wait_until(lambda: Delivery.objects.filter(state=DeliveryState.SENDING).exists(), timeout=60,
-                   what="the delivery to be in flight")  # fmt: skip
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=60) == 0
-    finally:
-        kill_group(worker)
-    job = Job.objects.get()
-    assert job.state == State.SUCCEEDED, (job.errors, (tmp_path / "worker.log").read_text()[-3000:])
     [message] = fake_twilio.messages
     assert Delivery.objects.get().provider_id == message.sid
