@@ -2,32 +2,37 @@
 
 Each (occurrence, contact, channel) has one Delivery row. It is claimed (``pending -> sending``) with a
 conditional UPDATE before the provider is called, and the call happens outside any transaction. If the
-worker dies between the provider's answer and the record, the row stays ``sending``; the next attempt
-finds it so and marks it ``unknown`` instead of sending again: a possibly-duplicated SMS is worse than
-a possibly-missed one that an operator can see and resend.
+worker dies between the claim and the record, the row stays ``sending``; the next attempt (after the
+sweep recovers the job) asks the provider whether it has the message: found, it is recorded as sent;
+absent, it is sent; the provider unreachable, the job tries again later. A channel that cannot be asked
+(email) marks it ``unknown`` instead of sending again: a possibly-duplicated message is worse than a
+possibly-missed one that an operator can see and resend.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.channels.base import DeliveryError
-from alerts.channels.email import email_channel
-from alerts.channels.sms import sms_channel
+from alerts import channels
+from alerts.channels.base import DeliveryChannel, DeliveryError
 from alerts.messages import render_message
-from alerts.models import Channel, Contact, Delivery, DeliveryState, Occurrence
+from alerts.models import Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
 from scheduler.errors import RetryLater
 
 ACK_SALT = "alerts.acknowledge"
-FINAL_DELIVERY_STATES = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.UNDELIVERED, DeliveryState.FAILED}
+# A slot this close is used at once: the provider queues a second's worth itself.
+SLOT_TOLERANCE_SECONDS = 1.0
 
 
 class DeliveryFailed(Exception):
@@ -42,6 +47,23 @@ class Tally:
     unknown: int = 0
     via_sink: bool = False
     retry: list[str] = field(default_factory=list)
+    # Per retry: seconds until it can help (a full queue, a held slot), or None for the alert's delay.
+    retry_after: list[float | None] = field(default_factory=list)
+    # The last sent delivery whose outcome is not written yet: written before the next provider call, or
+    # with the alert's completion in one commit.
+    unrecorded: tuple[Delivery, dict[str, object]] | None = None
+
+    def record_sent(self) -> None:
+        if self.unrecorded is not None:
+            delivery, values = self.unrecorded
+            _record(delivery, DeliveryState.SENT, **values)
+            self.unrecorded = None
+
+    def retry_delay(self) -> timedelta | None:
+        """When every pending retry is a matter of seconds, the next attempt comes once the last is over."""
+        if self.retry_after and None not in self.retry_after:
+            return timedelta(seconds=max(self.retry_after))
+        return None
 
     def as_result(self) -> dict[str, object]:
         return {"sent": self.sent, "skipped": self.skipped, "failed": self.failed, "unknown": self.unknown,
@@ -51,10 +73,6 @@ class Tally:
 def acknowledgement_url(*, alert_id: int, contact_id: int) -> str:
     token = signing.dumps({"a": alert_id, "c": contact_id}, salt=ACK_SALT, compress=True)
     return settings.PUBLIC_BASE_URL + reverse("alerts:acknowledge", args=[token])
-
-
-def _address(contact: Contact, channel: str) -> str:
-    return contact.phone if channel == Channel.SMS else contact.email
 
 
 def _message_text(occurrence: Occurrence, contact: Contact) -> str:
@@ -89,19 +107,26 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     reason = alert.abort_reason(timezone.now())
     if reason:
         job.abort(reason)
-    recipients = [c for c in alert.recipients.all() if c.is_active and _address(c, channel)]
+    spec = channels.get(channel)
+    recipients = [c for c in alert.recipients.all() if c.is_active and spec.address(c)]
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
-    sender = sms_channel() if channel == Channel.SMS else email_channel()
+    sender = spec.transport()
     subject = alert.name
     tally = Tally()
-    for number, contact in enumerate(recipients, start=1):
-        job.check()
-        if len(recipients) > 1:
-            job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
-        _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
+    try:
+        for number, contact in enumerate(recipients, start=1):
+            if number > 1:  # for the first, the job's claim a moment ago was the abort check
+                job.check()
+                job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
+            _deliver_to(job, sender, occurrence, contact, spec, subject, tally)
+    except BaseException:
+        tally.record_sent()  # what was sent is recorded, whatever stopped the loop (a cancel, an error)
+        raise
     if tally.retry:
-        raise RetryLater(f"{len(tally.retry)} delivery(ies) failed for now: " + "; ".join(tally.retry)[:400])
+        tally.record_sent()
+        message = f"{len(tally.retry)} delivery(ies) not sent for now: " + "; ".join(tally.retry)[:400]
+        raise RetryLater(message, delay=tally.retry_delay())
     if tally.failed and not tally.sent:
         raise DeliveryFailed(f"every {channel} delivery failed for good; see the deliveries")
     summary = f"{channel}: sent {tally.sent}, skipped {tally.skipped}, failed {tally.failed}, unknown {tally.unknown}"
@@ -110,25 +135,47 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     job.summarize(summary)
     if tally.unknown:
         job.needs_attention(f"{tally.unknown} {channel} delivery(ies) may not have gone out: check, resend or settle")
-    alert_complete_if_done(alert=alert, finishing_job_id=job.id)
+    # One commit for the last outcome and the alert's completion (each commit waits for a WAL flush).
+    with transaction.atomic():
+        tally.record_sent()
+        alert_complete_if_done(alert=alert, finishing_job_id=job.id)
     return tally.as_result()
 
 
+def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: DeliveryChannel) -> Delivery | None:
+    """The delivery row, created already claimed; ``None`` if it exists (an earlier attempt made it).
+
+    One INSERT in autocommit, instead of get_or_create's SELECT and INSERT in a transaction of its own.
+    """
+    delivery = Delivery(occurrence=occurrence, contact=contact, channel=channel.name, address=channel.address(contact),
+                        state=DeliveryState.SENDING, attempts=1, job_id=job.id)  # fmt: skip
+    try:
+        # A savepoint only inside a caller's transaction, which a failed INSERT would otherwise break.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            delivery.save(force_insert=True)
+    except IntegrityError:
+        return None
+    return delivery
+
+
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
-    # A first attempt creates the row already claimed: one INSERT instead of an INSERT and an UPDATE.
-    delivery, created = Delivery.objects.get_or_create(
-        occurrence=occurrence,
-        contact=contact,
-        channel=channel,
-        defaults={"address": _address(contact, channel), "state": DeliveryState.SENDING, "attempts": 1,
-                  "job_id": job.id},
-    )  # fmt: skip
+    # A first attempt creates the rows; later ones find them (or create the rows of new recipients).
+    delivery = _create_claimed(job, occurrence, contact, channel) if job.attempt == 1 else None
+    created = delivery is not None
+    if delivery is None:
+        delivery, created = Delivery.objects.get_or_create(
+            occurrence=occurrence,
+            contact=contact,
+            channel=channel.name,
+            defaults={"address": channel.address(contact), "state": DeliveryState.SENDING, "attempts": 1,
+                      "job_id": job.id},
+        )  # fmt: skip
     if not created and delivery.state == DeliveryState.SENDING:
-        # An earlier attempt claimed it and never recorded the outcome: it may well have been sent.
-        _record(delivery, DeliveryState.UNKNOWN, error="the worker stopped between sending and recording")
-        tally.unknown += 1
-        return
-    if not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
+        # An earlier attempt claimed it and never recorded the outcome: its worker died before or after the
+        # provider call. Only the provider knows which.
+        if not _settle_interrupted(sender, delivery, occurrence, contact, tally):
+            return
+    elif not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
         tally.skipped += 1
         return
     started = time.monotonic()
@@ -136,7 +183,11 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     try:
         if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
             return
-        sent = sender.send(to=delivery.address, body=_compose(occurrence, contact), subject=subject)
+        body = _compose(occurrence, contact)
+        if _held_by_sending_rate(sender, delivery, body, contact, tally):
+            return
+        tally.record_sent()  # the previous recipient's outcome, before the next provider call
+        sent = sender.send(to=delivery.address, body=body, subject=subject)
     except DeliveryError as exc:
         if exc.permanent:
             _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
@@ -146,13 +197,64 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
             unanswered = delivery.unanswered_since or (attempt_started if exc.code == "read-timeout" else None)
             _record(delivery, DeliveryState.PENDING, error=str(exc)[:2000], unanswered_since=unanswered)
             tally.retry.append(f"{contact.name}: {exc}")
+            tally.retry_after.append(exc.retry_after)
         return
-    _record(
-        delivery, DeliveryState.SENT, provider_id=sent.provider_id, error="", unanswered_since=None,
-        note=(sent.note or f"sent in {time.monotonic() - started:.2f}s")[:200],
-    )  # fmt: skip
+    tally.unrecorded = (delivery, {
+        "provider_id": sent.provider_id, "error": "", "unanswered_since": None, "send_after": None,
+        "note": (sent.note or f"sent in {time.monotonic() - started:.2f}s")[:200],
+    })  # fmt: skip
     tally.sent += 1
     tally.via_sink = tally.via_sink or sent.via_sink
+
+
+def _held_by_sending_rate(sender, delivery: Delivery, body: str, contact: Contact, tally: Tally) -> bool:
+    """Whether the channel's own sending rate holds this message back; if so, its job comes back then.
+
+    Never a sleep: a worker waiting out a slot is a worker not sending anything else. The slot is kept
+    on the delivery (``send_after``), so the next attempt sends without queueing again.
+    """
+    now = timezone.now()
+    if delivery.send_after is not None:
+        wait = (delivery.send_after - now).total_seconds()
+    else:
+        wait = sender.reserve(body=body)
+    if wait <= SLOT_TOLERANCE_SECONDS:
+        return False
+    send_after = delivery.send_after or now + timedelta(seconds=wait)
+    _record(delivery, DeliveryState.PENDING, send_after=send_after, note="held back by SMS_PER_SECOND_PER_NUMBER")
+    tally.retry.append(f"{contact.name}: held back by the sending rate until {send_after:%H:%M:%S} UTC")
+    tally.retry_after.append(wait)
+    return True
+
+
+def _settle_interrupted(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
+    """Settle a delivery left ``sending`` by a dead worker; ``True`` if it must be sent (by this attempt).
+
+    Found at the provider: sent, with its id. Provably absent: sent now, once. The provider cannot be
+    asked: the job tries again later, the row stays ``sending``; never a blind send, which could
+    duplicate. A channel that cannot be asked at all (email) marks it ``unknown`` for an operator.
+    """
+    if not sender.can_find_sent:
+        _record(delivery, DeliveryState.UNKNOWN, error="the worker stopped between claiming and recording")
+        tally.unknown += 1
+        return False
+    try:
+        # The row's last change is its claim: the provider cannot have the message from before it.
+        found = sender.find_sent(
+            to=delivery.address, body_start=_message_text(occurrence, contact), since=delivery.modified_at
+        )
+    except DeliveryError as exc:
+        tally.retry.append(f"{contact.name}: a send cut short by a stopped worker, not settled: {exc}")
+        tally.retry_after.append(exc.retry_after)
+        return False
+    if found is None:
+        return True
+    _record(
+        delivery, DeliveryState.SENT, provider_id=found, error="", unanswered_since=None,
+        note="the provider had it from an attempt whose worker stopped; not sent again",
+    )  # fmt: skip
+    tally.sent += 1
+    return False
 
 
 def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:

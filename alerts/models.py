@@ -196,6 +196,9 @@ class Delivery(models.Model):
     # Set when a send got no answer (a read timeout): the provider may have accepted the message, so the
     # next attempt asks it before sending again.
     unanswered_since = models.DateTimeField(null=True, blank=True)
+    # The sending slot this delivery holds under SMS_PER_SECOND_PER_NUMBER: its job comes back then and
+    # sends without reserving another one.
+    send_after = models.DateTimeField(null=True, blank=True)
     job = models.ForeignKey(
         "scheduler.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )

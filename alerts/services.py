@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from alerts import schedules
@@ -197,13 +198,9 @@ def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
     if alert.is_recurring:
         return False
     others = jobs_for_target(alert, states=ACTIVE_STATES).exclude(pk=finishing_job_id)
-    if others.exists():
-        return False
-    return bool(
-        Alert.objects.filter(pk=alert.pk, state=AlertState.ACTIVE, next_due_at__isnull=True).update(
-            state=AlertState.COMPLETED
-        )
-    )
+    # One statement: the check and the change together.
+    done = Alert.objects.filter(~Exists(others), pk=alert.pk, state=AlertState.ACTIVE, next_due_at__isnull=True)
+    return bool(done.update(state=AlertState.COMPLETED))
 
 
 # Twilio's message statuses, and the delivery states each may replace: a late "sent" never undoes "delivered".

@@ -10,8 +10,9 @@ import logging
 
 from celery import shared_task
 
-from alerts.models import Channel
-from scheduler.tracked import tracked_task
+from alerts import channels
+from alerts.channels.base import DeliveryChannel
+from scheduler.tracked import TrackedTask, tracked_task
 
 logger = logging.getLogger(__name__)
 
@@ -19,21 +20,20 @@ logger = logging.getLogger(__name__)
 # Failures that a retry can fix surface as RetryLater, which the engine always retries.
 
 
-@tracked_task(name="alerts.deliver_sms", queue="sms", max_attempts=24)
-def deliver_sms(job, occurrence_id: int) -> dict[str, object]:
-    from alerts.delivery import occurrence_deliver
+def delivery_task(channel: DeliveryChannel) -> TrackedTask:
+    """The tracked task delivering an occurrence on ``channel`` (``alerts.deliver_<name>``, on its queue)."""
 
-    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.SMS)
+    def deliver(job, occurrence_id: int) -> dict[str, object]:
+        from alerts.delivery import occurrence_deliver
+
+        return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=channel.name)
+
+    deliver.__name__ = deliver.__qualname__ = f"deliver_{channel.name}"
+    deliver.__doc__ = f"Deliver one occurrence of an alert by {channel.name} to each of its recipients."
+    return tracked_task(name=f"alerts.deliver_{channel.name}", queue=channel.queue, max_attempts=24)(deliver)
 
 
-@tracked_task(name="alerts.deliver_email", queue="email", max_attempts=24)
-def deliver_email(job, occurrence_id: int) -> dict[str, object]:
-    from alerts.delivery import occurrence_deliver
-
-    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.EMAIL)
-
-
-DELIVERY_TASKS = {Channel.SMS: deliver_sms, Channel.EMAIL: deliver_email}
+DELIVERY_TASKS = {name: delivery_task(channel) for name, channel in channels.registry.items()}
 
 
 @shared_task(name="alerts.plan_due", ignore_result=True)

@@ -32,10 +32,12 @@ KEYS = [
     "far_future_worker_rss_growth_mb", "bare_eta_worker_rss_growth_mb", "jobs_page_p95_ms", "jobs_page_queries",
     "recurring_p99_s", "recurring_duplicates", "recurring_edit_undelivered", "recurring_50k_plan_lag_p99_s",
     "cancel_all_s", "cancel_all_ran_after", "broker", "embedded_jobs_per_s", "jobs_page_p95_during_prune_ms",
+    "provider_latency_jobs_per_s", "provider_latency_bare_prefork_per_s", "tracked_vs_bare_sms_ratio",
+    "tracked_vs_plain_celery_ratio", "tracked_cpu_ms_total",
 ]  # fmt: skip
 SCALES: dict[str, dict[str, int]] = {
     "full": {
-        "bare_n": 20_000, "tracked_n": 3_000,
+        "bare_n": 20_000, "tracked_n": 3_000, "latency_tracked_n": 3_000, "latency_bare_n": 200,
         "eta_rate": 50, "eta_seconds": 60,
         "cancel_n": 100_000, "cancel_published": 5_000,
         "recurring_n": 10_000, "plan_n": 50_000,
@@ -43,7 +45,7 @@ SCALES: dict[str, dict[str, int]] = {
         "page_rows": 1_000_000, "page_samples": 40,
     },
     "small": {
-        "bare_n": 2_000, "tracked_n": 300,
+        "bare_n": 2_000, "tracked_n": 300, "latency_tracked_n": 300, "latency_bare_n": 40,
         "eta_rate": 50, "eta_seconds": 10,
         "cancel_n": 10_000, "cancel_published": 300,
         "recurring_n": 300, "plan_n": 1_000,
@@ -77,6 +79,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--qos-fix",
         action="store_true",
         help="workers apply ETA prefetch increments before polling (bench/celery_app.py)",
+    )
+    parser.add_argument(
+        "--provider-latency-ms",
+        type=float,
+        default=250.0,
+        help="how late the fake Twilio answers each message in the provider-latency figure (default 250)",
     )
     parser.add_argument("--profile", metavar="DIR", help="py-spy on the workers and this process (bench/profile.py)")
     args = parser.parse_args(argv)

@@ -1,11 +1,12 @@
 """The Celery app the benchmark's workers load (``celery -A bench.celery_app worker``).
 
-The project's own app, plus the baseline's no-op task: nothing else differs from ``-A config``, unless
-the worker is started with ``BENCH_QOS_BEFORE_POLL=1``. Then a consumer step applies the prefetch
-increments of ETA messages before the event loop polls again, instead of after the poll returns: without
-it, an idle worker on RabbitMQ takes ETA messages at about two per second (each increment waits for a
-poll timeout, up to 2 s; see docs/benchmarks.md). The benchmark uses it for the bare ``eta=+2 days``
-baseline always, and for every worker with ``--qos-fix`` (to measure the change it recommends).
+The project's own app, plus the baselines' tasks (``bench.bare``, ``bench.plain``): nothing else differs
+from ``-A config`` (but the settings, ``bench.settings``), unless the worker is started with
+``BENCH_QOS_BEFORE_POLL=1``. Then a consumer step applies the prefetch increments of ETA messages before
+the event loop polls again, instead of after the poll returns: without it, an idle worker on RabbitMQ
+takes ETA messages at about two per second (each increment waits for a poll timeout, up to 2 s; see
+docs/benchmarks.md). The benchmark uses it for the bare ``eta=+2 days`` baseline always, and for every
+worker with ``--qos-fix`` (to measure the change it recommends).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import os
 
 from celery import bootsteps
 
-import bench.bare  # noqa: F401  (registers bench.noop)
+import bench.bare  # noqa: F401  (registers bench.noop, bench.sms)
+import bench.plain  # noqa: F401  (registers bench.plain_sms)
 from config.celery import app
 
 

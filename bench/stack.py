@@ -140,7 +140,7 @@ class Stack:
         from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
         return {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
             "DEBUG": "false",
             "SECRET_KEY": f"bench-only-{secrets.token_urlsafe(24)}",
             "DATABASE_URL": self.db_url,
@@ -168,6 +168,7 @@ class Stack:
         from django.core.management import call_command
 
         import bench.bare  # noqa: F401  (bench.noop, for publishing)
+        import bench.plain  # noqa: F401  (bench.plain_sms)
 
         call_command("migrate", verbosity=0, interactive=False)
 
@@ -211,6 +212,27 @@ class Stack:
                            env={"BENCH_QOS_BEFORE_POLL": "1" if fix else "0"})  # fmt: skip
         self.wait_ping(proc)
         return proc
+
+    def start_shipped_workers(self) -> list[Proc]:
+        """The workers `make run` and docker-compose ship (``runstack.worker_commands``), on this run's stack.
+
+        Only the app (``bench.celery_app``: the project's, with the baselines' tasks), the host names, the
+        log level and the state folder differ; mingle and gossip are off as for every benchmark worker.
+        """
+        from config.management.commands.runstack import worker_commands
+
+        procs = []
+        for name, argv in worker_commands(
+            queues=self.queues, state_dir=self.tmp, app="bench.celery_app", loglevel="WARNING"
+        ).items():
+            self._workers += 1
+            hostname = f"{self.tag}w{self._workers}@{socket.gethostname()}"
+            argv = [arg for arg in argv if not arg.startswith("--hostname=")]
+            argv += [f"--hostname={hostname}", "--without-mingle", "--without-gossip"]
+            procs.append(self._spawn(f"{name}{self._workers}", argv, hostname=hostname))
+        for proc in procs:
+            self.wait_ping(proc)
+        return procs
 
     def wait_ping(self, proc: Proc, timeout: float = 60) -> None:
         from config.celery import app
@@ -273,6 +295,23 @@ class Stack:
         roots = {proc.pid: ("worker" if proc.hostname else proc.name) for proc in self.procs}
         return procfs.cpu_by_part(roots, broker=BROKER_PROCESSES.get(self.broker, ""))
 
+    def db_activity(self) -> dict[str, int]:
+        """The run database's own counters (pg_stat_database): transactions and rows written so far.
+
+        Unlike CPU, these count only this run's database, whatever else the machine runs. In autocommit
+        every statement outside a transaction is a transaction of its own, so ``transactions`` is close to
+        the round trips that commit. PostgreSQL publishes a backend's counts within about a second.
+        """
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted"
+                " FROM pg_stat_database WHERE datname = %s",
+                [self.db_name],
+            ).fetchone()
+        return {"transactions": int(row[0]), "rows_written": int(row[1])}
+
     def broker_memory(self) -> int | None:
         """The broker's memory in bytes: RabbitMQ's Erlang VM total, Redis's ``used_memory``."""
         if self.broker == "embedded":
@@ -315,6 +354,12 @@ class Stack:
     def fake(self, path: str) -> dict:
         with urllib.request.urlopen(f"{self.fake_url}{path}", timeout=30) as response:
             return json.load(response)
+
+    def set_provider_latency(self, ms: float) -> None:
+        """How late the fake Twilio answers each message from now on."""
+        request = urllib.request.Request(f"{self.fake_url}/_fake/latency", data=f"ms={ms}".encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
 
     def fake_count(self) -> int:
         return int(self.fake("/_fake/count")["count"])

@@ -23,7 +23,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from bench import data
+from bench import data, latency
 from bench.profile import Profiler
 from bench.progress import Progress, note, show, verdict
 from bench.stack import BenchError
@@ -95,8 +95,14 @@ def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks") -> float:
     return rate(count + 1, last - started)
 
 
-def tracked(ctx, count: int, *, label: str = "tracked: alert jobs", profile: bool = False) -> dict[str, object]:
-    """Send ``count`` one-off alerts now and wait until every job is final and every SMS arrived."""
+def tracked(
+    ctx, count: int, *, label: str = "tracked: alert jobs", profile: str = "", worker_pid: int | None = None
+) -> dict[str, object]:
+    """Send ``count`` one-off alerts now and wait until every job is final and every SMS arrived.
+
+    ``profile``: the name of the worker's py-spy profile with ``--profile`` (none if empty);
+    ``worker_pid``: the process tree to profile (default the figure's worker).
+    """
     from django.db.models import Max
     from django.utils import timezone
 
@@ -117,8 +123,11 @@ def tracked(ctx, count: int, *, label: str = "tracked: alert jobs", profile: boo
     offset = ctx.stack.fake_count()
     since = timezone.now()
     folder = ctx.args.profile if profile else None
+    time.sleep(1.5)  # PostgreSQL publishes a backend's statistics within a second or so of its last commit
+    db = ctx.stack.db_activity()
     cpu = ctx.stack.cpu_times()
-    with Profiler(folder, "worker-tracked", ctx.worker.pid), Profiler(folder, "bench-send-now", os.getpid()):
+    pid = worker_pid or ctx.worker.pid
+    with Profiler(folder, f"worker-{profile}", pid), Profiler(folder, f"bench-send-now-{profile}", os.getpid()):
         started = time.time()
         with Progress(f"{label}: send now", count) as bar:
             for i, alert in enumerate(alerts):
@@ -131,6 +140,9 @@ def tracked(ctx, count: int, *, label: str = "tracked: alert jobs", profile: boo
         _wait(f"{label}: deliver", count, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
     _wait(f"{label}: final states", count, lambda: jobs.filter(state__in=sorted(FINAL_STATES)).count(), timeout=120)
     cpu_ms = cpu_per_item(cpu, ctx.stack.cpu_times(), count)
+    time.sleep(1.5)
+    db_after = ctx.stack.db_activity()
+    db_per_job = {key: round((db_after[key] - db[key]) / count, 1) for key in db}
     last_final = jobs.aggregate(last=Max("finished_at"))["last"].timestamp()
     last_sms = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
     failed = jobs.exclude(state=State.SUCCEEDED).count()
@@ -141,6 +153,7 @@ def tracked(ctx, count: int, *, label: str = "tracked: alert jobs", profile: boo
         "enqueue_per_s": rate(count, enqueued - started),
         "failed": failed,
         "cpu_ms": cpu_ms,
+        "db_per_job": db_per_job,
     }
 
 
@@ -151,11 +164,18 @@ def run(ctx) -> dict[str, object]:
     bare_sms(ctx, 20, label="warm-up: bare SMS")
     bare_per_s = bare(ctx, scale["bare_n"])
     sms_per_s = bare_sms(ctx, scale["tracked_n"])
-    result = tracked(ctx, scale["tracked_n"], profile=True)
+    result = tracked(ctx, scale["tracked_n"], profile="tracked")
     ctx.shared["enqueue_per_s"] = result["enqueue_per_s"]
+    plain_per_s = latency.plain_celery(ctx, scale["tracked_n"])
+    slow = latency.run(ctx, tracked)
     embedded = {"embedded_jobs_per_s": _round(result["per_s"], 1)} if ctx.stack.broker == "embedded" else {}
     return {
         **embedded,
+        **slow,
+        "plain_celery_sms_per_s": _round(plain_per_s, 1),
+        "tracked_vs_plain_celery_ratio": _round(ratio(result["per_s"], plain_per_s), 3),
+        "tracked_cpu_ms_total": result["cpu_ms"]["total"],
+        "tracked_db_per_job": result["db_per_job"],
         "throughput_ratio": _round(ratio(result["per_s"], bare_per_s), 3),
         "tracked_jobs_per_s": _round(result["per_s"], 1),
         "bare_tasks_per_s": _round(bare_per_s, 1),
@@ -166,6 +186,7 @@ def run(ctx) -> dict[str, object]:
         "tracked_cpu_ms_per_job": result["cpu_ms"],
         "bare_cpu_ms_per_task": ctx.shared.get("bare_cpu_ms"),
         "bare_sms_cpu_ms_per_task": ctx.shared.get("bare_sms_cpu_ms"),
+        "plain_celery_cpu_ms_per_task": ctx.shared.get("plain_cpu_ms"),
     }
 
 
@@ -176,6 +197,7 @@ def _round(value: float | None, digits: int) -> float | None:
 def rows(keys: dict) -> list[tuple[str, str, str, str]]:
     value = keys.get("throughput_ratio")
     embedded = keys.get("embedded_jobs_per_s")
+    plain = keys.get("tracked_vs_plain_celery_ratio")
     return [
         *(
             [
@@ -196,9 +218,20 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
         ("  ratio tracked / bare SMS", show(keys.get("tracked_vs_bare_sms_ratio")), "", ""),
         ("  enqueue (send now, one process)", show(keys.get("tracked_enqueue_per_s"), "/s"), "", ""),
         ("  CPU per tracked job", _cpu(keys.get("tracked_cpu_ms_per_job")), "", ""),
+        ("  database per tracked job (its own counters)", _db(keys.get("tracked_db_per_job")), "", ""),
         ("  CPU per bare no-op task", _cpu(keys.get("bare_cpu_ms_per_task")), "", ""),
         ("  CPU per bare SMS task", _cpu(keys.get("bare_sms_cpu_ms_per_task")), "", ""),
+        ("  plain Celery SMS (SDK + django-celery-results)", show(keys.get("plain_celery_sms_per_s"), "/s"), "", ""),
+        ("  ratio tracked / plain Celery", show(plain), ">= 1.0", verdict(plain, lambda v: v >= 1.0)),
+        ("  CPU per plain Celery SMS task", _cpu(keys.get("plain_celery_cpu_ms_per_task")), "", ""),
+        *latency.rows(keys),
     ]
+
+
+def _db(counts: dict[str, float] | None) -> str:
+    if not counts:
+        return "n/a"
+    return f"{counts['transactions']} transactions, {counts['rows_written']} rows written"
 
 
 def _cpu(parts: dict[str, float] | None) -> str:

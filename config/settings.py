@@ -184,8 +184,13 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER")
 TWILIO_API_BASE_URL = env.url("TWILIO_API_BASE_URL", "", schemes=("http", "https")).rstrip("/")
 # A provider that does not answer within this many seconds is treated as down: the delivery is retried.
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1)
-# Twilio long codes accept about one message segment per second; the limit holds across all workers.
-SMS_PER_SECOND_PER_NUMBER = env.float("SMS_PER_SECOND_PER_NUMBER", 1.0, minimum=0)  # 0: no limit
+# Twilio queues a sender's messages above its rate itself (a long code sends about one segment a second),
+# so by default nothing paces them here. A limit of our own, in segments per second per sending number,
+# holds across all workers and never makes a worker wait (alerts/channels/ratelimit.py).
+SMS_PER_SECOND_PER_NUMBER = env.float("SMS_PER_SECOND_PER_NUMBER", 0.0, minimum=0)  # 0: no limit
+# An SMS still waiting in Twilio's queue this long after it was handed over expires instead of arriving
+# late (Twilio's ValidityPeriod, 1-36000 s; 0: Twilio's default, 10 hours).
+SMS_VALIDITY_PERIOD_SECONDS = env.int("SMS_VALIDITY_PERIOD_SECONDS", 3600, minimum=0, maximum=36000)
 
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.url(

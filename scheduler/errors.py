@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class RetryLater(Exception):
-    """A temporary failure: the next attempt comes after the task's retry delay, if attempts remain."""
+    """A temporary failure: the next attempt comes after ``delay`` (default: the task's retry delay), if
+    attempts remain."""
+
+    def __init__(self, message: str = "", *, delay: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class JobAborted(Exception):

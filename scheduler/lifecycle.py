@@ -201,7 +201,7 @@ def fail_attempt(
     now = timezone.now()
     errors = [*job.errors, error_record(exc, attempt=job.attempts, retryable=retryable, now=now)]
     summary = f"{type(exc).__name__}: {exc}"[:500]
-    decision = retry_policy.decide(job, retryable=retryable, now=now)
+    decision = retry_policy.decide(job, retryable=retryable, now=now, delay=getattr(exc, "delay", None))
     common = {"task_id": task_id, "hostname": hostname, "runtime": runtime, "now": now, "errors": errors}
     if decision.retry:
         changed = _end_attempt(

@@ -36,18 +36,29 @@ class RetryPolicy:
 
     The attempt count and the delay are the job's own (``max_attempts``, ``retry_delay``, set per task
     and per enqueue). An attempt whose worker died did not fail on its merits, so the next one starts at
-    once; any other retryable failure waits the job's delay (``backoff``, the hook for a growing delay).
+    once; a failure that asks for its own delay (``RetryLater(delay=...)``: a full provider queue, seconds)
+    gets it; any other retryable failure waits the job's delay (``backoff``, the hook for a growing delay).
     """
 
     def backoff(self, job: Job) -> timedelta:
         return job.retry_delay
 
-    def decide(self, job: Job, *, retryable: bool, now: datetime, worker_lost: bool = False) -> Decision:
+    def decide(
+        self,
+        job: Job,
+        *,
+        retryable: bool,
+        now: datetime,
+        worker_lost: bool = False,
+        delay: timedelta | None = None,
+    ) -> Decision:
         if not retryable:
             return Decision(False, reason="permanent error")
         if job.attempts >= job.max_attempts:
             return Decision(False, reason=f"attempt {job.attempts} was the last")
-        return Decision(True, eta=now if worker_lost else now + self.backoff(job))
+        if worker_lost:
+            return Decision(True, eta=now)
+        return Decision(True, eta=now + (delay or self.backoff(job)))
 
 
 retry_policy = RetryPolicy()

@@ -1,10 +1,12 @@
-"""The one interface every delivery channel implements, and the one error type they raise."""
+"""What a delivery channel is: its declaration (``DeliveryChannel``), the interface of its provider
+(``Transport``) and the one error type transports raise."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class DeliveryError(Exception):
@@ -13,17 +15,25 @@ class DeliveryError(Exception):
     ``permanent`` says whether a retry can help: an invalid number stays invalid (permanent), a provider
     that is down or rate limiting us may answer in an hour (temporary). ``code`` is the provider's own code
     (Twilio's error code, the SMTP reply code) or a short word for failures below the protocol
-    ("read-timeout", "connection-error"), kept for the delivery record.
+    ("read-timeout", "connection-error"), kept for the delivery record. ``retry_after`` (seconds) says
+    that the trouble passes in seconds, not hours (a full queue, too many requests): the next attempt
+    comes that soon instead of after the alert's retry delay.
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: str | int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: str | int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"DeliveryError({self.message!r}, permanent={self.permanent}, code={self.code!r})"
+        return (
+            f"DeliveryError({self.message!r}, permanent={self.permanent}, code={self.code!r}, "
+            f"retry_after={self.retry_after!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,8 @@ class SentMessage:
     note: str = ""
 
 
-class Channel:
-    """A way to deliver a message: one subclass per provider, each in its own module.
+class Transport:
+    """A way to hand a message to a provider: one subclass per provider, each in its channel's module.
 
     ``send`` returns once the provider has accepted the message, or raises ``DeliveryError``. It must be
     called outside any transaction that records the outcome: if that commit failed after the provider
@@ -45,9 +55,20 @@ class Channel:
     """
 
     name: ClassVar[str] = ""
+    # Whether ``find_sent`` can tell "not sent" from "cannot tell": only then may a send that was cut short
+    # be sent again once the provider says it does not have it.
+    can_find_sent: ClassVar[bool] = False
 
     def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
         raise NotImplementedError
+
+    def reserve(self, *, body: str) -> float:
+        """Reserve this message's slot in the channel's own sending rate; return the seconds until it.
+
+        0 for a channel without a rate of its own. The caller never waits for it: it sends when the slot
+        has come, keeping the reservation meanwhile.
+        """
+        return 0.0
 
     def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
         """The provider's id of a message to ``to`` beginning with ``body_start`` accepted since ``since``.
@@ -56,3 +77,21 @@ class Channel:
         message anyway. ``None`` when nothing was found, or when the provider cannot be asked.
         """
         return None
+
+
+@dataclass(frozen=True)
+class DeliveryChannel:
+    """A channel as the rest of the app sees it, declared once in the channel's module.
+
+    ``name`` is the value of ``Delivery.channel`` and names the delivery task (``alerts.deliver_<name>``);
+    ``contact_field`` is the ``Contact`` field holding the address; ``queue`` is the ``JOB_QUEUES`` queue its
+    jobs run on; ``transport`` builds the ``Transport`` the settings ask for.
+    """
+
+    name: str
+    contact_field: str
+    queue: str
+    transport: Callable[[], Transport]
+
+    def address(self, contact: Any) -> str:
+        return getattr(contact, self.contact_field) or ""

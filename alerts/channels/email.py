@@ -8,10 +8,10 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.core.mail import EmailMessage, make_msgid
 
-from alerts.channels.base import Channel, DeliveryError, SentMessage
+from alerts.channels.base import DeliveryChannel, DeliveryError, SentMessage, Transport
 
 
-def email_channel() -> Channel:
+def email_channel() -> Transport:
     """The email channel; which backend it uses (SMTP, console) is Django's EMAIL_BACKEND."""
     return DjangoEmail()
 
@@ -26,7 +26,7 @@ def smtp_error(code: int, reply: bytes | str, *, what: str) -> DeliveryError:
     return DeliveryError(f"SMTP server refused the {what}: {code} {_text(reply)}", permanent=permanent, code=code)
 
 
-class DjangoEmail(Channel):
+class DjangoEmail(Transport):
     """Plain-text email to one recipient; the provider id is the Message-ID we set ourselves."""
 
     name = "email"
@@ -74,3 +74,6 @@ class DjangoEmail(Channel):
         if sent != 1:
             raise DeliveryError(f"the email backend sent nothing to {to!r}", permanent=True, code="not-sent")
         return SentMessage(provider_id=message_id)
+
+
+CHANNEL = DeliveryChannel(name="email", contact_field="email", queue="email", transport=email_channel)

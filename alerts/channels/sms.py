@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
+import random
+import threading
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
+from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from alerts.channels.base import Channel, DeliveryError, SentMessage
-from alerts.channels.ratelimit import reserve_send_slot
+from alerts.channels.base import DeliveryChannel, DeliveryError, SentMessage, Transport
+from alerts.channels.ratelimit import reserve_send_slot, sms_segments
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,11 @@ STATUS_CALLBACK_PATH = "/alerts/twilio/status"
 # Twilio's codes for a recipient that no retry will fix: 21211 the 'To' number is not a valid phone
 # number, 21614 the 'To' number is not a mobile number (cannot receive SMS).
 PERMANENT_TWILIO_CODES = frozenset({21211, 21614})
-# 20429: too many requests. Twilio also answers it with HTTP 429; either one means "later".
-TEMPORARY_TWILIO_CODES = frozenset({20429})
+# Trouble that passes in seconds: 20429 too many requests (also HTTP 429), 21611 the sender's queue is
+# full (Twilio queues a sender's messages beyond its rate, up to a limit), 30001 queue overflow. Retried
+# after a short jittered backoff, not after the alert's retry delay (an hour) meant for outages.
+SHORT_BACKOFF_TWILIO_CODES = frozenset({20429, 21611, 30001})
+SHORT_BACKOFF_SECONDS = (5.0, 30.0)
 SINK_NOTE = "Twilio is not configured: the SMS went to the local sink, not to a phone"
 
 
@@ -35,7 +39,7 @@ def twilio_configured() -> bool:
     return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER)
 
 
-def sms_channel() -> Channel:
+def sms_channel() -> Transport:
     """The SMS channel the settings ask for: Twilio when configured, otherwise the local sink."""
     if twilio_configured():
         return _twilio_for(
@@ -45,7 +49,8 @@ def sms_channel() -> Channel:
             settings.TWILIO_API_BASE_URL,
             settings.PUBLIC_BASE_URL,
             float(getattr(settings, "TWILIO_HTTP_TIMEOUT", 10)),
-            float(getattr(settings, "SMS_PER_SECOND_PER_NUMBER", 1.0)),
+            float(getattr(settings, "SMS_PER_SECOND_PER_NUMBER", 0.0)),
+            int(getattr(settings, "SMS_VALIDITY_PERIOD_SECONDS", 0)),
         )
     return LocalSmsSink(sender=settings.TWILIO_FROM_NUMBER)
 
@@ -96,30 +101,51 @@ class BaseUrlHttpClient(TwilioHttpClient):
 
 def twilio_error(*, status: int, code: int | None, message: str) -> DeliveryError:
     """Map an error answer of Twilio's API to a DeliveryError that says whether a retry can help."""
+    retry_after = None
     if code in PERMANENT_TWILIO_CODES:
         permanent = True
-    elif code in TEMPORARY_TWILIO_CODES or status >= 500 or status in (408, 429):
-        # 5xx: Twilio's trouble. 429: we are too fast. 408: a proxy timed out, like our own timeout.
+    elif code in SHORT_BACKOFF_TWILIO_CODES or status == 429:
+        # Jittered, so that the senders that met a full queue together do not come back together.
+        permanent, retry_after = False, random.uniform(*SHORT_BACKOFF_SECONDS)
+    elif status >= 500 or status == 408:
+        # 5xx: Twilio's trouble. 408: a proxy timed out, like our own timeout.
         permanent = False
     else:
         # Any other 4xx (wrong credentials included): the same request will get the same answer.
         permanent = True
-    return DeliveryError(f"Twilio error {code} (HTTP {status}): {message}", permanent=permanent, code=code or status)
+    return DeliveryError(
+        f"Twilio error {code} (HTTP {status}): {message}", permanent=permanent, code=code or status,
+        retry_after=retry_after,
+    )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=8)
+_clients = threading.local()
+
+
 def _twilio_for(*settings_values: object) -> TwilioSms:
-    """One client (and its keep-alive HTTP session) per process and configuration, not one per message.
+    """One client (and its keep-alive HTTP session) per thread and configuration, not one per message.
 
-    The arguments are the settings it is built from, so a change of settings gets a new client.
+    Per thread, not per process: the sms worker runs deliveries in 32 threads, and a shared
+    ``requests`` session keeps only 10 connections (urllib3's pool), opening and dropping a new one for
+    every request beyond them. The arguments are the settings it is built from, so a change of settings
+    gets a new client.
     """
-    return TwilioSms.from_settings()
+    cached = getattr(_clients, "by_settings", None)
+    if cached is None or cached[0] != settings_values:
+        cached = _clients.by_settings = (settings_values, TwilioSms.from_settings())
+    return cached[1]
 
 
-class TwilioSms(Channel):
-    """SMS through Twilio's Messages API, at most ``per_second`` messages per second per sending number."""
+class TwilioSms(Transport):
+    """SMS through Twilio's Messages API, optionally at most ``per_second`` segments a second per sender.
+
+    ``validity_period`` (seconds; 0 or ``None``: Twilio's own, 10 hours): a message still in Twilio's
+    queue that long after it was accepted expires (status ``failed``, error 30036) instead of arriving
+    late; a reminder hours late is worse than none.
+    """
 
     name = "sms"
+    can_find_sent = True
 
     def __init__(
         self,
@@ -130,11 +156,13 @@ class TwilioSms(Channel):
         status_callback: str = "",
         api_base_url: str = "",
         timeout: float = 10.0,
-        per_second: float | None = 1.0,
+        per_second: float | None = None,
+        validity_period: int | None = None,
     ) -> None:
         self.from_number = from_number
         self.status_callback = status_callback
         self.per_second = per_second
+        self.validity_period = validity_period or None
         # Without a timeout, requests waits forever on a provider that accepted the connection and then
         # hung, and so would the worker; with one, the hang becomes a temporary error the engine retries.
         http_client = (
@@ -144,7 +172,7 @@ class TwilioSms(Channel):
 
     @classmethod
     def from_settings(cls) -> TwilioSms:
-        per_second = float(getattr(settings, "SMS_PER_SECOND_PER_NUMBER", 1.0))
+        per_second = float(getattr(settings, "SMS_PER_SECOND_PER_NUMBER", 0.0))
         return cls(
             account_sid=settings.TWILIO_ACCOUNT_SID,
             auth_token=settings.TWILIO_AUTH_TOKEN,
@@ -152,19 +180,25 @@ class TwilioSms(Channel):
             status_callback=f"{settings.PUBLIC_BASE_URL}{STATUS_CALLBACK_PATH}",
             api_base_url=settings.TWILIO_API_BASE_URL,
             timeout=float(getattr(settings, "TWILIO_HTTP_TIMEOUT", 10)),
-            # 0 turns the limit off (a Twilio-compatible endpoint without Twilio's limits, a benchmark).
+            # 0 (the default) turns the limit off: Twilio queues above a sender's rate itself.
             per_second=per_second or None,
+            validity_period=int(getattr(settings, "SMS_VALIDITY_PERIOD_SECONDS", 0)),
         )
+
+    def reserve(self, *, body: str) -> float:
+        if not self.per_second:
+            return 0.0
+        return reserve_send_slot(self.from_number, per_second=self.per_second, segments=sms_segments(body))
 
     def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
         # The subject has no place in an SMS: every segment costs money, so it is not prepended.
-        if self.per_second:
-            wait = reserve_send_slot(self.from_number, per_second=self.per_second)
-            if wait > 0:
-                time.sleep(wait)
         try:
             message = self.client.messages.create(
-                to=to, from_=self.from_number, body=body, status_callback=self.status_callback or None
+                to=to,
+                from_=self.from_number,
+                body=body,
+                status_callback=self.status_callback or None,
+                validity_period=self.validity_period or values.unset,
             )
         except TwilioRestException as exc:
             raise twilio_error(status=exc.status, code=exc.code, message=exc.msg) from exc
@@ -204,13 +238,20 @@ class TwilioSms(Channel):
         return None
 
 
-class LocalSmsSink(Channel):
+class LocalSmsSink(Transport):
     """Where SMS go when Twilio is not configured: a table the admin shows, so `make run` works offline."""
 
     name = "sms"
+    can_find_sent = True
 
     def __init__(self, *, sender: str = "") -> None:
         self.sender = sender
+
+    def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
+        from alerts.models import SmsSinkMessage
+
+        found = SmsSinkMessage.objects.filter(to=to, body__startswith=body_start, created_at__gte=since).first()
+        return None if found is None else f"sink-{found.pk}"
 
     def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
         # Imported here, so that importing the channels never needs the app registry to be ready.
@@ -219,3 +260,6 @@ class LocalSmsSink(Channel):
         record = SmsSinkMessage.objects.create(to=to, sender=self.sender, body=body)
         logger.info("SMS to %s went to the local sink (#%s): Twilio is not configured", to, record.pk)
         return SentMessage(provider_id=f"sink-{record.pk}", via_sink=True, note=SINK_NOTE)
+
+
+CHANNEL = DeliveryChannel(name="sms", contact_field="phone", queue="sms", transport=sms_channel)

@@ -140,17 +140,73 @@ def test_an_unreachable_provider_is_a_temporary_error(fake_twilio, settings):
 
 
 @pytest.mark.django_db
-def test_sms_to_one_number_are_spaced_by_the_rate_limit(fake_twilio, settings):
-    settings.SMS_PER_SECOND_PER_NUMBER = 10
+def test_a_send_never_waits_for_the_sending_rate(fake_twilio, settings):
+    """Pacing is the caller's business (reserve, then come back); send itself goes at once."""
+    settings.SMS_PER_SECOND_PER_NUMBER = 0.001  # a slot every 1,000 s: a sleep would show
 
-    started = time.monotonic()
     for index in range(3):
         send_sms(f"message {index}")
 
-    # Three sends at 10 per second: the second waits ~0.1 s, the third ~0.2 s after the first. Only the
-    # lower bound is asserted; a slow machine makes it longer, never shorter.
-    assert time.monotonic() - started >= 0.2 - 0.01
     assert len(fake_twilio.messages) == 3
+
+
+@pytest.mark.django_db
+def test_reservations_are_spaced_by_the_segments_each_message_costs(fake_twilio, settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0.01  # 100 s per segment: far longer than the test
+    channel = sms_channel()
+
+    first = channel.reserve(body="short")
+    second = channel.reserve(body="x" * 200)  # GSM-7, 2 segments
+    third = channel.reserve(body="short")
+
+    assert first == 0
+    assert 98 < second <= 100, "after the 1-segment first message"
+    assert 298 < third <= 300, "after 1 + 2 segments"
+
+
+@pytest.mark.django_db
+def test_without_a_sending_rate_nothing_is_reserved(fake_twilio, settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+
+    assert [sms_channel().reserve(body="hello") for _ in range(3)] == [0, 0, 0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("setting", "sent"), [(None, "3600"), (600, "600"), (0, "")], ids=["default", "10min", "off"])
+def test_each_sms_carries_the_validity_period(fake_twilio, settings, setting, sent):
+    """A reminder stuck in Twilio's queue expires there instead of arriving hours late."""
+    if setting is not None:
+        settings.SMS_VALIDITY_PERIOD_SECONDS = setting
+
+    send_sms()
+
+    assert fake_twilio.messages[0].validity_period == sent
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(429, 20429), (429, None), (400, 21611), (400, 30001)],
+    ids=["too-many-requests", "http-429", "queue-full", "queue-overflow"],
+)
+def test_a_full_queue_or_too_many_requests_is_retried_in_seconds(fake_twilio, status, code):
+    fake_twilio.fail_next(status=status, code=code)
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert not caught.value.permanent
+    assert 5 <= caught.value.retry_after <= 30
+
+
+@pytest.mark.django_db
+def test_an_outage_is_left_to_the_alerts_retry_delay(fake_twilio):
+    fake_twilio.fail_next(status=503)
+
+    with pytest.raises(DeliveryError) as caught:
+        send_sms()
+
+    assert not caught.value.permanent and caught.value.retry_after is None
 
 
 def test_the_base_url_replaces_twilios_host_and_keeps_a_path_prefix():

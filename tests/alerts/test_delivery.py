@@ -146,16 +146,18 @@ def test_without_twilio_sms_go_to_the_local_sink_and_the_job_says_so(settings):
     assert SmsSinkMessage.objects.get().to == "+14155550123"
 
 
-def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_resent(fake_twilio):
-    alert = AlertFactory()
+def test_an_email_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_resent(fake_smtp):
+    """SMTP cannot be asked what it took: sending again could duplicate (SMS are settled by asking
+    Twilio: tests/alerts/test_interrupted_delivery.py)."""
+    alert = AlertFactory(send_sms=False, send_email=True)
     occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
     Delivery.objects.create(
-        occurrence=occurrence, contact=alert.recipients.get(), channel="sms", state=DeliveryState.SENDING
+        occurrence=occurrence, contact=alert.recipients.get(), channel="email", state=DeliveryState.SENDING
     )
     occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
     job = only_job().wait(timeout=30)
     assert Delivery.objects.get().state == DeliveryState.UNKNOWN
-    assert fake_twilio.messages == []
+    assert fake_smtp.messages == []
     assert job.state == State.ATTENTION and "may not have gone out" in job.status_message
 
 
@@ -181,3 +183,45 @@ def test_after_a_timeout_the_retry_asks_twilio_before_sending_again(fake_twilio,
     delivery = Delivery.objects.get()
     assert (delivery.state, delivery.provider_id, delivery.unanswered_since) == (DeliveryState.SENT, message.sid, None)
     assert ("not sent again" in delivery.note) is twilio_took_it
+
+
+@pytest.mark.parametrize("code", [21611, 30001, 20429])
+def test_a_full_twilio_queue_is_retried_in_seconds_not_in_an_hour(fake_twilio, monkeypatch, code):
+    # The backoff's range shortened for the test (tests/alerts/test_channels.py checks the real one): the
+    # retry is published at once with its ETA, and the worker runs it when it comes.
+    monkeypatch.setattr("alerts.channels.sms.SHORT_BACKOFF_SECONDS", (1.0, 2.0))
+    fake_twilio.fail_next(status=429 if code == 20429 else 400, code=code)
+    services.alert_send_now(alert=AlertFactory())
+    wait_until(lambda: only_job().state == State.RETRYING, what="the first attempt to meet the full queue")
+    job = only_job()
+    assert timedelta(seconds=1) <= job.eta - job.modified_at <= timedelta(seconds=2)
+
+    job = job.wait(timeout=30)  # nothing brings it forward: it was published with its ETA at once
+    assert job.state == State.SUCCEEDED, job.errors
+    assert len(fake_twilio.messages) == 1
+    assert job.events.filter(kind=EventKind.RETRIED).count() == 1
+
+
+def test_the_sending_rate_defers_a_message_instead_of_holding_a_worker(fake_twilio, settings):
+    """Two recipients, one sending number, one segment per 10 minutes: the second SMS is not slept on; its
+    job comes back when its slot has come, and sends on the slot it holds without queueing again."""
+    from alerts.models import SendSlot
+
+    settings.SMS_PER_SECOND_PER_NUMBER = 1 / 600  # beyond the ETA horizon: the retry waits in the database
+    first, second = ContactFactory(phone="+14155550101"), ContactFactory(phone="+14155550102")
+    services.alert_send_now(alert=AlertFactory(recipients=[first, second]))
+    wait_until(lambda: only_job().state == State.RETRYING, what="the attempt that sent one and deferred one")
+    job = only_job()
+    assert [m.to for m in fake_twilio.messages] == ["+14155550101"]
+    held = Delivery.objects.get(contact=second)
+    assert held.state == DeliveryState.PENDING and held.send_after is not None
+    assert timedelta(seconds=590) < job.eta - job.modified_at <= timedelta(seconds=600)
+    assert abs(job.eta - held.send_after) < timedelta(seconds=2)
+    schedule = SendSlot.objects.get().next_free_at
+
+    Delivery.objects.filter(pk=held.pk).update(send_after=timezone.now())  # the slot has come
+    job = retry_now(job)
+    assert job.state == State.SUCCEEDED, job.errors
+    assert [m.to for m in fake_twilio.messages] == ["+14155550101", "+14155550102"]
+    assert SendSlot.objects.get().next_free_at == schedule, "no second reservation"
+    assert Delivery.objects.get(contact=second).send_after is None

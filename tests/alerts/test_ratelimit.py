@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from alerts.channels import reserve_send_slot
+from alerts.channels.ratelimit import sms_segments
 
 # Ten seconds between slots: far longer than the test takes, so every reservation lands on the schedule
 # (none finds the schedule already in the past) even on a slow machine.
@@ -88,3 +89,30 @@ def test_two_workers_reserving_at_once_never_share_a_slot():
     assert waits[0] == 0
     steps = [later - earlier for earlier, later in zip(waits, waits[1:], strict=False)]
     assert all(INTERVAL - elapsed - 0.001 <= step <= INTERVAL + 0.001 for step in steps), (steps, elapsed)
+
+
+@pytest.mark.parametrize(
+    ("body", "segments"),
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),  # the extension table: two septets each
+        ("€" * 81, 2),
+        ("é" * 160, 1),  # in GSM-7's basic set
+        ("ą" * 70, 1),  # not in GSM-7: UCS-2
+        ("ą" * 71, 2),
+        ("a" * 133 + "ą", 2),  # one character outside GSM-7 makes the whole message UCS-2
+        ("😀" * 35, 1),  # two UTF-16 units each
+        ("😀" * 36, 2),
+    ],
+)
+def test_segments_are_counted_as_the_network_counts_them(body, segments):
+    assert sms_segments(body) == segments
+
+
+@pytest.mark.django_db
+def test_a_longer_message_reserves_a_longer_slot():
+    assert reserve_send_slot("+15005550006", per_second=PER_SECOND, segments=3) == 0
+    assert 3 * INTERVAL - 2 < reserve_send_slot("+15005550006", per_second=PER_SECOND) <= 3 * INTERVAL

@@ -72,7 +72,7 @@ def root(tmp_path) -> str:
 
 
 def test_every_message_reaches_exactly_one_consumer_while_producers_write(root):
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # a fork would copy locks held by the suite's other threads
     received, producers_done = context.Queue(), context.Event()
     consumers = [context.Process(target=consume, args=(root, received, producers_done)) for _ in range(CONSUMERS)]
     producers = [context.Process(target=produce, args=(root, n)) for n in range(PRODUCERS)]
@@ -92,7 +92,7 @@ def test_every_message_reaches_exactly_one_consumer_while_producers_write(root):
 
 
 def test_bindings_made_at_once_by_many_processes_are_all_kept(root):
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # a fork would copy locks held by the suite's other threads
     listeners = 12
     run_all([context.Process(target=bind, args=(root, n)) for n in range(listeners)])
 

@@ -1,4 +1,4 @@
-"""`make run`'s stack, started for real: web, worker and beat on SQLite and the embedded broker."""
+"""`make run`'s stack, started for real: web, two workers and beat on SQLite and the embedded broker."""
 
 from __future__ import annotations
 
@@ -65,12 +65,15 @@ def test_the_stack_serves_delivers_the_demo_and_ctrl_c_leaves_no_process(tmp_pat
         wait_until(lambda: status_of(f"{base}/healthz") == 200, timeout=60, what="the web server")
         assert status_of(f"{base}/admin/") == 200  # the login page, after a redirect
         ping = [sys.executable, "-m", "celery", "-A", "config", "inspect", "ping", "--timeout=5"]
-        # The web server can answer before the worker consumes: on a busy machine a worker starts slowly.
-        wait_until(
-            lambda: "pong" in subprocess.run(ping, env=env, cwd=BASE_DIR, capture_output=True, text=True).stdout,
-            timeout=60,
-            what="the worker to answer a ping over the embedded broker",
-        )
+        # The web server can answer before the workers consume: on a busy machine a worker starts slowly.
+        for worker in ("io@", "cpu@"):
+            wait_until(
+                lambda worker=worker: (
+                    worker in subprocess.run(ping, env=env, cwd=BASE_DIR, capture_output=True, text=True).stdout
+                ),
+                timeout=60,
+                what=f"the {worker} worker to answer a ping over the embedded broker",
+            )
         wait_until(lambda: "beat: Starting" in log.read_text(), timeout=30, what="beat to start")
         subprocess.run([*manage, "demo"], env=env, cwd=BASE_DIR, check=True, capture_output=True)
         count_sink = "from alerts.models import SmsSinkMessage as M; print(M.objects.count())"
@@ -81,8 +84,9 @@ def test_the_stack_serves_delivers_the_demo_and_ctrl_c_leaves_no_process(tmp_pat
             interval=1,
             what="the demo's first alert to reach the SMS sink",
         )
-        pids = [int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", log.read_text())]
-        assert len(pids) == 3
+        started = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", log.read_text()))
+        assert sorted(started) == ["beat", "web", "worker-cpu", "worker-io"]
+        pids = [int(pid) for pid in started.values()]
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=60)
@@ -91,3 +95,24 @@ def test_the_stack_serves_delivers_the_demo_and_ctrl_c_leaves_no_process(tmp_pat
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)
+
+
+def _worker_shape(argv: list[str]) -> tuple[str, str, str]:
+    """Pool, queues and (for threads, where it is the point) concurrency of a `celery worker` command."""
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
+    concurrency = options.get("concurrency", "") if options.get("pool") == "threads" else ""
+    return options.get("pool", "prefork"), options["queues"], concurrency
+
+
+def test_compose_and_supervisord_run_the_workers_make_run_runs():
+    """The benchmark measures runstack's workers; docker-compose and supervisord must ship the same."""
+    from config.management.commands.runstack import worker_commands
+
+    queues = {name: name for name in ("default", "sms", "email", "maintenance")}
+    commands = worker_commands(queues=queues, state_dir=Path("/var/lib/celery")).values()
+    shipped = sorted(_worker_shape(argv) for argv in commands)
+    compose = re.findall(r"command: (celery -A config worker .*)", (BASE_DIR / "docker-compose.yml").read_text())
+    supervisord = (BASE_DIR / "deploy/supervisord.conf").read_text()
+    supervisor = re.findall(r"exec \S+/celery -A config worker ([^']*)'", supervisord)
+    assert sorted(_worker_shape(command.split()) for command in compose) == shipped
+    assert sorted(_worker_shape(command.split()) for command in supervisor) == shipped

@@ -3,11 +3,15 @@
 In tests: ``with FakeTwilio() as fake: ...`` (or ``start()``/``stop()``), point TWILIO_API_BASE_URL at
 ``fake.url``, then assert on ``fake.messages``. As a process (benchmarks), standard library only:
 
-    python -m tests.fakes.twilio_server --port 8081 [--account-sid AC... --auth-token ...]
+    python -m tests.fakes.twilio_server --port 8081 [--latency-ms 250] [--account-sid AC... --auth-token ...]
 
 serves until SIGTERM or SIGINT, then prints how many messages it received. Another process reads what it
 received with ``GET /_fake/messages?after=N`` (JSON: ``count``, and the messages from index ``N`` on, each
-with its ``received_at``, ``time.time()`` when the request was accepted) or ``GET /_fake/count``.
+with its ``received_at``, ``time.time()`` when the request was accepted) or ``GET /_fake/count``, and
+changes the provider's latency with ``POST /_fake/latency`` (form field ``ms``).
+
+Latency: each message request is answered that long after it arrived (Twilio's API takes about 100-400
+ms), like a real provider: each request has a thread of its own, so a slow answer holds back no other.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.
 # Not Twilio's: how another process (the benchmark) reads what the fake received.
 RECEIVED_PATH = "/_fake/messages"
 COUNT_PATH = "/_fake/count"
+LATENCY_PATH = "/_fake/latency"
 # Twilio's code and wording for the errors the fake produces; a scripted failure may override them.
 ERRORS = {
     400: (21211, "The 'To' number is not a valid phone number."),
@@ -45,7 +50,13 @@ ERRORS = {
 # The fields of a freshly queued message that do not depend on the request.
 MESSAGE_CONSTANTS = {"api_version": "2010-04-01", "status": "queued", "direction": "outbound-api", "num_media": "0"}
 MESSAGE_CONSTANTS |= {"price_unit": "USD"} | dict.fromkeys(("date_sent", "error_code", "error_message", "price"))
-CODE_MESSAGES = {21211: ERRORS[400][1], 21614: "'To' number is not a valid mobile number", 20429: ERRORS[429][1]}
+CODE_MESSAGES = {
+    21211: ERRORS[400][1],
+    21614: "'To' number is not a valid mobile number",
+    20429: ERRORS[429][1],
+    21611: "This 'From' number has exceeded the maximum number of queued messages",
+    30001: "Queue overflow",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class ReceivedMessage:
     body: str
     status_callback: str
     received_at: float
+    validity_period: str = ""  # as sent (Twilio's ValidityPeriod, seconds); empty when not sent
 
 
 @dataclass(frozen=True)
@@ -67,18 +79,30 @@ class Scripted:
     accept: bool = False  # after the delay, accept anyway: Twilio took the message, the client never heard
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: with dozens of senders connecting at once, the kernel drops SYNs
+    # beyond it and the client retries a second later, which a benchmark would measure as provider latency.
+    request_queue_size = 256
+
+
 class FakeTwilio:
     def __init__(
-        self, *, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN, port: int = 0
+        self,
+        *,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        port: int = 0,
+        latency: float = 0.0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.latency = latency  # seconds before each message request is answered
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._script: deque[Scripted] = deque()
         self._failed = 0
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.fake = self  # type: ignore[attr-defined]
         # A short poll interval: shutdown() waits for the loop's next poll, 0.5 s by default, in every test.
         self._thread = threading.Thread(
@@ -157,6 +181,7 @@ class FakeTwilio:
             body=form.get("Body", ""),
             status_callback=form.get("StatusCallback", ""),
             received_at=time.time(),
+            validity_period=form.get("ValidityPeriod", ""),
         )
         with self._lock:
             self._messages.append(message)
@@ -189,11 +214,16 @@ class _Handler(BaseHTTPRequestHandler):
         fake: FakeTwilio = self.server.fake  # type: ignore[attr-defined]
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         form = {key: values[0] for key, values in parse_qs(raw).items()}
+        if urlsplit(self.path).path == LATENCY_PATH:
+            fake.latency = float(form.get("ms", "0")) / 1000
+            return self._json(200, {"latency_ms": fake.latency * 1000})
         match = MESSAGES_PATH.match(urlsplit(self.path).path)
         if not match:
             return self._error(fake, 404)
         if not fake._authorized(self.headers.get("Authorization", ""), match["account"]):
             return self._error(fake, 401)
+        if fake.latency:
+            fake._stopping.wait(fake.latency)
         script = fake._take_script()
         if script and script.delay:
             fake._stopping.wait(script.delay)
@@ -258,13 +288,16 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A fake Twilio Messages API, until SIGTERM.")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="answer each message this much later")
     parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     args = parser.parse_args(argv)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
-    fake = FakeTwilio(account_sid=args.account_sid, auth_token=args.auth_token, port=args.port).start()
+    fake = FakeTwilio(
+        account_sid=args.account_sid, auth_token=args.auth_token, port=args.port, latency=args.latency_ms / 1000
+    ).start()
     print(f"fake Twilio listening on {fake.url} (account {fake.account_sid})", flush=True)
     while not done.wait(0.5):
         pass

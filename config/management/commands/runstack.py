@@ -1,4 +1,4 @@
-"""Run the web server, a Celery worker and celery beat together in the foreground.
+"""Run the web server, the Celery workers and celery beat together in the foreground.
 
 Each runs in its own process group, so that Ctrl-C (or SIGTERM) reaches this command first and it can
 stop them in order: SIGTERM to each leader only (a Celery worker's pool processes die at once when they
@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -25,28 +26,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address of the web server.")
-        parser.add_argument("--concurrency", type=int, default=2, help="Worker processes.")
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="Processes of the CPU worker (default: one per core)."
+        )
+        parser.add_argument(
+            "--io-threads", type=int, default=IO_THREADS, help="Threads of the sms/email worker (default 32)."
+        )
         parser.add_argument("--stop-wait", type=float, default=30.0, help="Seconds to wait for a warm stop.")
 
-    def handle(self, *args, addr: str, concurrency: int, stop_wait: float, **options) -> None:
+    def handle(self, *args, addr: str, concurrency: int | None, io_threads: int, stop_wait: float, **options) -> None:
         if broker.is_embedded(settings.CELERY_BROKER_URL):
             broker.reset_control_bindings(settings.EMBEDDED_BROKER_DIR)
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={concurrency}",
-                f"--queues={','.join(settings.JOB_BROKER_QUEUES.values())}",
-                f"--statedb={settings.VAR_DIR / 'worker.state'}",
-                "--hostname=worker@%h",
-            ],
+            **worker_commands(
+                queues=settings.JOB_BROKER_QUEUES,
+                state_dir=settings.VAR_DIR,
+                concurrency=concurrency,
+                io_threads=io_threads,
+            ),
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "--pidfile="],
         }
         children: dict[str, subprocess.Popen] = {}
@@ -86,6 +85,44 @@ class Command(BaseCommand):
             _signal_group(child, signal.SIGKILL)
             child.wait()
         self.stdout.write("All stopped.")
+
+
+# The queues whose tasks mostly wait on a provider's answer (Twilio: 100-400 ms, SMTP: more).
+IO_QUEUES = ("sms", "email")
+IO_THREADS = 32
+
+
+def worker_commands(
+    *,
+    queues: dict[str, str],
+    state_dir: Path,
+    concurrency: int | None = None,
+    io_threads: int = IO_THREADS,
+    app: str = "config",
+    loglevel: str = "INFO",
+) -> dict[str, list[str]]:
+    """The workers the service runs, by name: the one definition `make run` and the benchmark share.
+
+    A delivery spends nearly all its time waiting on the provider, so the ``sms`` and ``email`` queues go
+    to a worker with Celery's threads pool, where waiting costs a thread, not a process; the CPU-bound
+    queues (``default``, ``maintenance``) to a prefork worker with a process per core. ``queues`` maps each
+    logical queue to its broker name (``settings.JOB_BROKER_QUEUES``). Each worker keeps its own state
+    file (revoked task ids): two workers cannot share one.
+    """
+    celery = [sys.executable, "-m", "celery", "-A", app, "worker", f"--loglevel={loglevel}"]
+    io = [broker_name for name, broker_name in queues.items() if name in IO_QUEUES]
+    cpu = [broker_name for name, broker_name in queues.items() if name not in IO_QUEUES]
+    commands = {}
+    if io:
+        commands["worker-io"] = [
+            *celery, "--pool=threads", f"--concurrency={io_threads}", f"--queues={','.join(io)}",
+            f"--statedb={Path(state_dir) / 'worker-io.state'}", "--hostname=io@%h",
+        ]  # fmt: skip
+    commands["worker-cpu"] = [
+        *celery, "--pool=prefork", f"--concurrency={concurrency or os.cpu_count() or 2}",
+        f"--queues={','.join(cpu)}", f"--statedb={Path(state_dir) / 'worker-cpu.state'}", "--hostname=cpu@%h",
+    ]  # fmt: skip
+    return commands
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:
