@@ -15,4 +15,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("jobs/", include("scheduler.urls")),
     path("alerts/", include("alerts.urls")),
+    path("api/v1/", include("api.urls")),
 ]
