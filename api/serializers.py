@@ -75,7 +75,11 @@ class ContactSerializer(serializers.ModelSerializer):
 
     def _validated_instance(self, instance: Contact, attrs: dict) -> Contact:
         for name, value in attrs.items():
-            setattr(instance, name, value)
+            try:
+                setattr(instance, name, value)
+            except DjangoValidationError as exc:
+                # The timezone field checks its value when it is assigned.
+                raise serializers.ValidationError({name: exc.messages}) from None
         try:
             # The model's validation, as the admin's form runs it: phone parsed to E.164, zone checked.
             instance.full_clean()
@@ -102,6 +106,7 @@ class AlertSerializer(serializers.ModelSerializer):
 
     timezone = TimezoneField(read_only=True)
     recipients = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    interval_unit = serializers.ChoiceField(choices=IntervalUnit.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Alert
@@ -121,7 +126,9 @@ class AlertWriteSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="A Django template, e.g. “Hi {{ contact.name }}, …”.")
     send_sms = serializers.BooleanField(required=False, default=True)
     send_email = serializers.BooleanField(required=False, default=False)
-    recipients = serializers.ListField(child=serializers.IntegerField(min_value=1), help_text="Contact ids.")
+    recipients = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), max_length=1000, help_text="Contact ids."
+    )
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
     schedule_kind = serializers.ChoiceField(choices=ScheduleKind.choices)
     send_at = LocalDateTimeField(required=False, allow_null=True)

@@ -5,6 +5,7 @@ Reads go through ``scheduler.selectors`` and writes through ``scheduler.services
 
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -45,7 +46,16 @@ def _operator(request) -> str:
     return f"{request.user.get_username()} (API)"
 
 
+class _OnePageSchema(AutoSchema):
+    """The list answers one object (a page with its cursors), not the list of jobs drf-spectacular assumes."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 class JobViewSet(ModelPermissionsMixin, viewsets.GenericViewSet):
+    schema = _OnePageSchema()
+    pagination_class = None
     queryset = Job.objects.all()
     serializer_class = JobDetailSerializer
     action_permissions = {"cancel": "change", "run_now": "change", "cancel_all": "change"}
