@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from api.metrics.views import metrics
 from config.views import healthz
 
 # The admin's "View site" and the bare address both lead to the job list.
@@ -12,6 +13,7 @@ admin.site.site_url = "/jobs/"
 urlpatterns = [
     path("", RedirectView.as_view(url="/jobs/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("jobs/", include("scheduler.urls")),
     path("alerts/", include("alerts.urls")),

@@ -1,0 +1,101 @@
+"""The reads behind /metrics. Each walks an index and stops early: no COUNT(*) over the whole job table.
+
+- Waiting and running jobs are read from the partial index of active jobs (``job_active_recent``), at most
+  ``ACTIVE_CAP`` entries: a backlog beyond that is reported as capped, not counted.
+- What finished (jobs, deliveries, lateness) is read over the last ``WINDOW`` from the recency index
+  (``job_state_recent``), at most ``RECENT_CAP`` jobs per state: rates come from these windows.
+- The oldest waiting job is one index probe per waiting state (``job_state_eta``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, F, QuerySet
+
+from alerts.models import Delivery, DeliveryState
+from scheduler.models import ACTIVE_STATES, FINAL_STATES, WAITING_STATES, Job, State
+
+WINDOW = timedelta(minutes=5)
+ACTIVE_CAP = 100_000
+RECENT_CAP = 10_000
+WORKER_WINDOW = timedelta(minutes=1)
+ACCEPTED = (DeliveryState.SENT, DeliveryState.DELIVERED)
+
+
+@dataclass(frozen=True)
+class Counted:
+    counts: dict[tuple[str, ...], int]
+    capped: bool
+
+
+def active_jobs_by_state_task_queue() -> Counted:
+    """Waiting and running jobs by (state, task, queue), from at most ``ACTIVE_CAP`` index entries."""
+    ids = Job.objects.filter(state__in=sorted(ACTIVE_STATES)).order_by().values("id")[: ACTIVE_CAP + 1]
+    rows = Job.objects.filter(id__in=ids).order_by().values_list("state", "task_name", "queue").annotate(n=Count("id"))
+    counts = {(state, task, queue): n for state, task, queue, n in rows}
+    return Counted(counts, capped=sum(counts.values()) > ACTIVE_CAP)
+
+
+def recent_jobs(*, state: str | None, now: datetime) -> QuerySet[Job]:
+    """The ids of at most ``RECENT_CAP`` jobs changed in the last ``WINDOW``, as a subquery (one query
+    whatever it finds)."""
+    jobs = Job.objects.filter(modified_at__gte=now - WINDOW)
+    if state is not None:
+        jobs = jobs.filter(state=state)
+    return jobs.order_by("-modified_at", "-id").values("id")[:RECENT_CAP]
+
+
+def finished_jobs_by_state_task(*, now: datetime) -> dict[tuple[str, str], int]:
+    """Jobs that ended in the last ``WINDOW``, by (state, task); at most ``RECENT_CAP`` per state."""
+    counts: dict[tuple[str, str], int] = {}
+    for state in sorted(FINAL_STATES):
+        rows = (
+            Job.objects.filter(id__in=recent_jobs(state=state, now=now))
+            .order_by()
+            .values_list("task_name")
+            .annotate(n=Count("id"))
+        )
+        counts.update({(state, task): n for task, n in rows})
+    return counts
+
+
+def recent_deliveries_by_state_channel(*, now: datetime) -> dict[tuple[str, str], int]:
+    """Deliveries whose job changed in the last ``WINDOW`` (found through the jobs' recency index)."""
+    deliveries = Delivery.objects.filter(job_id__in=recent_jobs(state=None, now=now)).order_by()
+    rows = deliveries.values_list("state", "channel").annotate(n=Count("id"))
+    return {(state, channel): n for state, channel, n in rows}
+
+
+def recent_delivery_lateness(*, now: datetime) -> list[float]:
+    """Seconds from each occurrence's due time to the end of the job that handed it to the provider, for
+    the deliveries accepted in the last ``WINDOW``. The job ends right after the provider's answer."""
+    rows = (
+        Delivery.objects.filter(
+            job_id__in=recent_jobs(state=State.SUCCEEDED, now=now), state__in=ACCEPTED, job__finished_at__isnull=False
+        )
+        .annotate(late=F("job__finished_at") - F("occurrence__scheduled_for"))
+        .values_list("late", flat=True)
+    )
+    return [max(late.total_seconds(), 0.0) for late in rows]
+
+
+def oldest_waiting_eta(*, now: datetime) -> datetime | None:
+    """The earliest due time among jobs that are due and not running yet (one probe per waiting state)."""
+    etas = [
+        Job.objects.filter(state=state, eta__lte=now).order_by("eta").values_list("eta", flat=True).first()
+        for state in sorted(WAITING_STATES)
+    ]
+    etas = [eta for eta in etas if eta is not None]
+    return min(etas) if etas else None
+
+
+def workers_seen(*, now: datetime) -> set[str]:
+    """Workers that started, renewed or finished a job in the last minute."""
+    return set(
+        Job.objects.filter(modified_at__gte=now - WORKER_WINDOW)
+        .exclude(worker="")
+        .order_by("-modified_at", "-id")
+        .values_list("worker", flat=True)[:RECENT_CAP]
+    )
