@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, F, QuerySet
 
 from alerts.models import Delivery, DeliveryState
 from scheduler.models import ACTIVE_STATES, FINAL_STATES, WAITING_STATES, Job, State
 
 WINDOW = timedelta(minutes=5)
-ACTIVE_CAP = 100_000
+ACTIVE_CAP = 20_000
 RECENT_CAP = 10_000
 WORKER_WINDOW = timedelta(minutes=1)
 ACCEPTED = (DeliveryState.SENT, DeliveryState.DELIVERED)
@@ -31,10 +32,19 @@ class Counted:
 
 
 def active_jobs_by_state_task_queue() -> Counted:
-    """Waiting and running jobs by (state, task, queue), from at most ``ACTIVE_CAP`` index entries."""
-    ids = Job.objects.filter(state__in=sorted(ACTIVE_STATES)).order_by().values("id")[: ACTIVE_CAP + 1]
-    rows = Job.objects.filter(id__in=ids).order_by().values_list("state", "task_name", "queue").annotate(n=Count("id"))
-    counts = {(state, task, queue): n for state, task, queue, n in rows}
+    """Waiting and running jobs by (state, task, queue), from at most ``ACTIVE_CAP`` index entries.
+
+    Grouped over the ``LIMIT``-ed subquery itself: ``id IN (subquery)`` would join it against the whole
+    table. The ORM cannot group a sliced subquery, so its compiled SQL is wrapped here.
+    """
+    active = Job.objects.filter(state__in=sorted(ACTIVE_STATES)).order_by().values("state", "task_name", "queue")
+    sql, params = active[: ACTIVE_CAP + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT state, task_name, queue, COUNT(*) FROM ({sql}) AS capped GROUP BY state, task_name, queue",
+            params,
+        )
+        counts = {(state, task, queue): n for state, task, queue, n in cursor.fetchall()}
     return Counted(counts, capped=sum(counts.values()) > ACTIVE_CAP)
 
 
