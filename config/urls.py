@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from api.metrics.views import metrics
+from api.views.workers import workers_page
 from config.views import healthz
 
 # The admin's "View site" and the bare address both lead to the job list.
@@ -15,6 +16,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    path("jobs/workers/", workers_page, name="jobs_workers"),
     path("jobs/", include("scheduler.urls")),
     path("alerts/", include("alerts.urls")),
     path("api/v1/", include("api.urls")),
