@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
+from django.db import connection
 
 from alerts.models import Alert, Occurrence
 from tests.alerts.factories import AlertFactory
@@ -81,3 +83,28 @@ def test_an_unusable_key_is_refused(api):
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["detail"]
     assert not Alert.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_with_one_key_create_one_alert(operator):
+    """The second insert of the key waits for the first request's transaction, then replays its answer."""
+    body = alert_body(send_at="2099-03-02T09:00")
+    start = threading.Barrier(2)
+    answers = []
+
+    def post() -> None:
+        try:
+            client = client_for(operator)
+            start.wait()
+            answers.append(client.post("/api/v1/alerts/", body, format="json", HTTP_IDEMPOTENCY_KEY="race"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(a.status_code for a in answers) == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    assert Alert.objects.count() == 1
