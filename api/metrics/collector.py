@@ -29,29 +29,44 @@ class AlertingCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
 
-        active = reads.active_jobs_by_state_task_queue()
-        jobs = GaugeMetricFamily("alerting_jobs", "Waiting and running jobs.", labels=["state", "task"])
-        queued = GaugeMetricFamily(
+        totals = reads.active_jobs_by_state()
+        jobs = GaugeMetricFamily("alerting_jobs", "Waiting and running jobs.", labels=["state"])
+        for (state,), n in sorted(totals.counts.items()):
+            jobs.add_metric([state], n)
+        yield jobs
+        yield GaugeMetricFamily(
+            "alerting_jobs_capped",
+            f"1 when a state has more than {reads.STATE_CAP} jobs and alerting_jobs stopped counting.",
+            value=int(totals.capped),
+        )
+        yield GaugeMetricFamily(
+            "alerting_retries_scheduled", "Jobs waiting for their next attempt.", value=totals.counts[(State.RETRYING,)]
+        )
+
+        breakdown = reads.active_jobs_by_state_task_queue()
+        by_task = GaugeMetricFamily(
+            "alerting_jobs_by_task", "Waiting and running jobs by task.", labels=["state", "task"]
+        )
+        by_queue = GaugeMetricFamily(
             "alerting_queue_jobs", "Waiting and running jobs per job queue.", labels=["queue", "state"]
         )
         by_state_task: dict[tuple[str, str], int] = {}
         by_queue_state: dict[tuple[str, str], int] = {}
-        for (state, task, queue), n in active.counts.items():
+        for (state, task, queue), n in breakdown.counts.items():
             by_state_task[(state, task)] = by_state_task.get((state, task), 0) + n
             by_queue_state[(queue, state)] = by_queue_state.get((queue, state), 0) + n
         for labels, n in sorted(by_state_task.items()):
-            jobs.add_metric(list(labels), n)
+            by_task.add_metric(list(labels), n)
         for labels, n in sorted(by_queue_state.items()):
-            queued.add_metric(list(labels), n)
-        yield jobs
-        yield queued
+            by_queue.add_metric(list(labels), n)
+        yield by_task
+        yield by_queue
         yield GaugeMetricFamily(
-            "alerting_jobs_capped",
-            f"1 when more than {reads.ACTIVE_CAP} jobs are active and alerting_jobs stopped counting.",
-            value=int(active.capped),
+            "alerting_jobs_breakdown_capped",
+            f"1 when more than {reads.BREAKDOWN_CAP} jobs are active: alerting_jobs_by_task and "
+            f"alerting_queue_jobs then cover the {reads.BREAKDOWN_CAP} most recently changed.",
+            value=int(breakdown.capped),
         )
-        retrying = sum(n for (state, _, _), n in active.counts.items() if state == State.RETRYING)
-        yield GaugeMetricFamily("alerting_retries_scheduled", "Jobs waiting for their next attempt.", value=retrying)
 
         finished = reads.finished_jobs_by_state_task(now=now)
         ended = GaugeMetricFamily(

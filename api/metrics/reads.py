@@ -1,7 +1,8 @@
 """The reads behind /metrics. Each walks an index and stops early: no COUNT(*) over the whole job table.
 
-- Waiting and running jobs are read from the partial index of active jobs (``job_active_recent``), at most
-  ``ACTIVE_CAP`` entries: a backlog beyond that is reported as capped, not counted.
+- Waiting and running jobs per state are counted on an index that begins with the state, index only, up to
+  ``STATE_CAP`` each; their split by task and queue needs the rows, so it reads at most ``BREAKDOWN_CAP`` of
+  them from the partial index of active jobs (``job_active_recent``).
 - What finished (jobs, deliveries, lateness) is read over the last ``WINDOW`` from the recency index
   (``job_state_recent``), at most ``RECENT_CAP`` jobs per state: rates come from these windows.
 - The oldest waiting job is one index probe per waiting state (``job_state_eta``).
@@ -19,7 +20,8 @@ from alerts.models import Delivery, DeliveryState
 from scheduler.models import ACTIVE_STATES, FINAL_STATES, WAITING_STATES, Job, State
 
 WINDOW = timedelta(minutes=5)
-ACTIVE_CAP = 20_000
+STATE_CAP = 100_000
+BREAKDOWN_CAP = 5_000
 RECENT_CAP = 10_000
 WORKER_WINDOW = timedelta(minutes=1)
 ACCEPTED = (DeliveryState.SENT, DeliveryState.DELIVERED)
@@ -31,21 +33,40 @@ class Counted:
     capped: bool
 
 
-def active_jobs_by_state_task_queue() -> Counted:
-    """Waiting and running jobs by (state, task, queue), from at most ``ACTIVE_CAP`` index entries.
+def active_jobs_by_state(*, cap: int = STATE_CAP) -> Counted:
+    """Waiting and running jobs per state, each counted up to ``cap`` in one query.
+
+    ``SELECT (SELECT COUNT(*) FROM (SELECT 1 … WHERE state = %s LIMIT cap+1)), …``: index-only scans of an
+    index that begins with the state, however large the table.
+    """
+    states = sorted(ACTIVE_STATES)
+    parts, params = [], []
+    for state in states:
+        sql, sql_params = Job.objects.filter(state=state).order_by().values("id")[: cap + 1].query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
+        params.extend(sql_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        counts = dict(zip(((state,) for state in states), cursor.fetchone(), strict=True))
+    return Counted(counts, capped=any(n > cap for n in counts.values()))
+
+
+def active_jobs_by_state_task_queue(*, cap: int = BREAKDOWN_CAP) -> Counted:
+    """Waiting and running jobs by (state, task, queue), over at most ``cap`` of them (the most recently
+    changed: the partial index of active jobs is in that order). Each needs its row, so the cap is lower.
 
     Grouped over the ``LIMIT``-ed subquery itself: ``id IN (subquery)`` would join it against the whole
     table. The ORM cannot group a sliced subquery, so its compiled SQL is wrapped here.
     """
     active = Job.objects.filter(state__in=sorted(ACTIVE_STATES)).order_by().values("state", "task_name", "queue")
-    sql, params = active[: ACTIVE_CAP + 1].query.sql_with_params()
+    sql, params = active[: cap + 1].query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT state, task_name, queue, COUNT(*) FROM ({sql}) AS capped GROUP BY state, task_name, queue",
             params,
         )
         counts = {(state, task, queue): n for state, task, queue, n in cursor.fetchall()}
-    return Counted(counts, capped=sum(counts.values()) > ACTIVE_CAP)
+    return Counted(counts, capped=sum(counts.values()) > cap)
 
 
 def recent_jobs(*, state: str | None, now: datetime) -> QuerySet[Job]:

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.models import Delivery, Occurrence
-from api.metrics import broker
+from api.metrics import broker, reads
 from scheduler.models import State
 from tests.alerts.factories import AlertFactory
 from tests.factories import JobFactory
@@ -76,8 +76,11 @@ def test_the_metrics_count_jobs_deliveries_lateness_waiting_and_workers(client):
 
     metrics = scrape(client)
 
-    assert metrics[("alerting_jobs", (("state", "scheduled"), ("task", "tests.echo")))] == 2
-    assert metrics[("alerting_jobs", (("state", "queued"), ("task", "alerts.deliver_sms")))] == 1
+    assert metrics[("alerting_jobs", (("state", "scheduled"),))] == 2
+    assert metrics[("alerting_jobs", (("state", "running"),))] == 0
+    assert metrics[("alerting_jobs_by_task", (("state", "scheduled"), ("task", "tests.echo")))] == 2
+    assert metrics[("alerting_jobs_by_task", (("state", "queued"), ("task", "alerts.deliver_sms")))] == 1
+    assert metrics[("alerting_jobs_capped", ())] == metrics[("alerting_jobs_breakdown_capped", ())] == 0
     assert metrics[("alerting_queue_jobs", (("queue", "sms"), ("state", "queued")))] == 1
     assert metrics[("alerting_retries_scheduled", ())] == 1
     assert metrics[("alerting_jobs_finished_recent", (("state", "failed"), ("task", "tests.echo")))] == 1
@@ -89,6 +92,18 @@ def test_the_metrics_count_jobs_deliveries_lateness_waiting_and_workers(client):
     assert metrics[("alerting_oldest_waiting_job_age_seconds", ())] == 40
     assert metrics[("alerting_workers_seen", ())] == 0  # w1 and w2 were a minute and more ago
     assert ("alerting_broker_up", ()) in metrics
+
+
+def test_counts_beyond_their_caps_say_so():
+    JobFactory.create_batch(3, state=State.SCHEDULED)
+    JobFactory(state=State.QUEUED, task_name="alerts.deliver_sms")
+    totals = reads.active_jobs_by_state(cap=2)
+    assert totals.counts[(State.SCHEDULED,)] == 3  # counted up to cap + 1
+    assert totals.capped
+    assert not reads.active_jobs_by_state(cap=3).capped
+    breakdown = reads.active_jobs_by_state_task_queue(cap=3)
+    assert breakdown.capped and sum(breakdown.counts.values()) == 4
+    assert not reads.active_jobs_by_state_task_queue(cap=4).capped
 
 
 @time_machine.travel(NOW, tick=False)
