@@ -187,7 +187,7 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 class SendNowSerializer(serializers.Serializer):
     occurrence = OccurrenceSerializer()
-    jobs = serializers.ListField(child=serializers.IntegerField(), help_text="The delivery jobs of the occurrence.")
+    jobs = serializers.CharField(help_text="The alert's jobs: /api/v1/jobs/?target=alerts.alert:<id>.")
 
 
 # --- Jobs ------------------------------------------------------------------------------------------------

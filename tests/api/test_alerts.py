@@ -134,6 +134,7 @@ def test_send_now_plans_an_occurrence_now_and_duplicate_starts_paused(api):
     response = api.post(f"/api/v1/alerts/{alert.pk}/send-now/")
     assert response.status_code == 201, response.json()
     assert response.json()["occurrence"]["scheduled_for"] == "2030-03-01T12:00:00Z"
+    assert response.json()["jobs"] == f"/api/v1/jobs/?target=alerts.alert:{alert.pk}"
     assert alert_jobs(alert).filter(state__in=[State.QUEUED, State.SCHEDULED]).exists()
     copy = api.post(f"/api/v1/alerts/{alert.pk}/duplicate/")
     assert copy.status_code == 201
