@@ -30,6 +30,7 @@ FIGURES = ["throughput", "timing", "cancel", "recurring", "memory", "pages"]
 KEYS = [
     "throughput_ratio", "tracked_jobs_per_s", "bare_tasks_per_s", "eta_p50_ms", "eta_p99_ms", "eta_early",
     "far_future_worker_rss_growth_mb", "bare_eta_worker_rss_growth_mb", "jobs_page_p95_ms", "jobs_page_queries",
+    "api_jobs_p95_ms", "api_jobs_queries", "metrics_scrape_p95_ms",
     "recurring_p99_s", "recurring_duplicates", "recurring_edit_undelivered", "recurring_50k_plan_lag_p99_s",
     "cancel_all_s", "cancel_all_ran_after", "broker", "embedded_jobs_per_s", "jobs_page_p95_during_prune_ms",
     "provider_latency_jobs_per_s", "provider_latency_bare_prefork_per_s", "tracked_vs_bare_sms_ratio",

@@ -12,6 +12,8 @@ template), without a network. Pages: the first page of ``/jobs/``, a page 90% de
 cursor the list's "older" link carries), filtered by state (failed), filtered by an alert
 (``?target=alerts.alert:<id>``), and the live fragment ``/jobs/rows/`` that the list polls; plus the
 header's counters alone (``selectors.job_counters``). The query count is taken on one request of each.
+The REST API's job list (``/api/v1/jobs/``, with a bearer token) and a ``/metrics`` scrape are timed the
+same way over the same rows.
 
 Then, during a prune: ``manage.py prune_jobs --days 0 --failed-days 0`` in a process of its own deletes
 every finished job of the table (97% of it) in its batches, while this process requests the pages above
@@ -85,21 +87,21 @@ def _fill(total: int) -> float:
     return time.monotonic() - started
 
 
-def _time(client, url: str, samples: int) -> dict[str, object]:
+def _time(client, url: str, samples: int, **headers: str) -> dict[str, object]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(3):  # warm-up: templates, caches, the plan cache of the connection
-        client.get(url)
+        client.get(url, headers=headers)
     with CaptureQueriesContext(connection) as captured:
-        response = client.get(url)
+        response = client.get(url, headers=headers)
     queries = len(captured)  # now: the next request's start clears the connection's query log
     if response.status_code != 200:
         raise RuntimeError(f"GET {url} answered {response.status_code}")
     timings = []
     for _ in range(samples):
         started = time.perf_counter()
-        client.get(url)
+        client.get(url, headers=headers)
         timings.append(time.perf_counter() - started)
     stats = summary(timings)
     return {"p50": scaled(stats["p50"], 1000), "p95": scaled(stats["p95"], 1000), "queries": queries,
@@ -141,8 +143,11 @@ def run(ctx) -> dict[str, object]:
         results["counters"] = {"p50": scaled(stats["p50"], 1000), "p95": scaled(stats["p95"], 1000), "queries": 1}
         bar.update(len(urls) + 1)
     worst = max(results.values(), key=lambda r: r["p95"])
+    api = _api(client, user, deep=selectors.Cursor.of(deep), crowded=crowded, samples=samples)
+    # Last: the prune leaves the table nearly empty.
     during = _during_prune(ctx, client, [url for name, url in urls.items() if not name.startswith("deep")])
     return {
+        **api,
         **during,
         "jobs_page_p95_ms": worst["p95"],
         "jobs_page_queries": max(r["queries"] for name, r in results.items() if name in urls),
@@ -179,6 +184,32 @@ def _during_prune(ctx, client, urls: list[str]) -> dict[str, object]:
     }
 
 
+def _api(client, user, *, deep, crowded, samples: int) -> dict[str, object]:
+    """The REST API's job list (bearer token) and a /metrics scrape, over the same million jobs."""
+    from django.test import override_settings
+
+    from api.tokens import api_token_create
+
+    _, token = api_token_create(user=user, name="bench")
+    bearer = {"Authorization": f"Bearer {token}"}
+    urls = {
+        "first page": "/api/v1/jobs/",
+        "deep page (90%)": f"/api/v1/jobs/?after={deep}",
+        "state=failed": "/api/v1/jobs/?state=failed",
+        "one alert": f"/api/v1/jobs/?target=alerts.alert:{crowded}",
+    }
+    api = {name: _time(client, url, samples, **bearer) for name, url in urls.items()}
+    with override_settings(METRICS_TOKEN="bench"):
+        scrape = _time(client, "/metrics", samples, Authorization="Bearer bench")
+    return {
+        "api_jobs_p95_ms": max(r["p95"] for r in api.values()),
+        "api_jobs_queries": max(r["queries"] for r in api.values()),
+        "metrics_scrape_p95_ms": scrape["p95"],
+        "metrics_scrape_queries": scrape["queries"],
+        "api_jobs": api,
+    }
+
+
 def rows(keys: dict) -> list[tuple[str, str, str, str]]:
     out = []
     pages = keys.get("jobs_pages") or {}
@@ -195,4 +226,14 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
     constant = len(queries) == 1
     out.append(("  SQL queries per page", show(keys.get("jobs_page_queries")), "constant",
                 "met" if constant else f"varies: {sorted(queries)}" if queries else "n/a"))  # fmt: skip
+    api = keys.get("api_jobs") or {}
+    for name, result in api.items():
+        out.append((f"  API /api/v1/jobs/: {name} p50 / p95", f"{result['p50']} / {result['p95']} ms", "p95 <= 50 ms",
+                    verdict(result["p95"], lambda v: v <= 50)))  # fmt: skip
+    api_queries = {r["queries"] for r in api.values()}
+    varies = f"varies: {sorted(api_queries)}" if api_queries else "n/a"
+    out.append(("  API SQL queries per page", show(keys.get("api_jobs_queries")), "constant",
+                "met" if len(api_queries) == 1 else varies))  # fmt: skip
+    out.append(("  /metrics scrape p95", show(keys.get("metrics_scrape_p95_ms")), "<= 50 ms",
+                verdict(keys.get("metrics_scrape_p95_ms"), lambda v: v <= 50)))  # fmt: skip
     return out

@@ -50,9 +50,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "config.apps.ProjectConfig",
     "scheduler",
     "alerts",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -143,6 +147,42 @@ LOGIN_URL = "admin:login"
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
 LOGIN_THROTTLE_WINDOW = env.int("LOGIN_THROTTLE_WINDOW", 15 * 60, minimum=1)  # seconds
+
+# --- The REST API (api/) -----------------------------------------------------------------------------------
+# Programs send `Authorization: Bearer <token>`; the browser (the Swagger UI) uses its session, with CSRF.
+# Permissions are the admin's model permissions (api/permissions.py); anonymous requests get 401.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Alerting service API",
+    "DESCRIPTION": "Contacts, alerts, their occurrences and deliveries, and the jobs that run them.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The Swagger UI from the drf-spectacular-sidecar package's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStateEnum": "alerts.models.AlertState",
+        "DeliveryStateEnum": "alerts.models.DeliveryState",
+        "JobStateEnum": "scheduler.models.State",
+    },
+}
+
+# --- Metrics (/metrics) -------------------------------------------------------------------------------------
+# Prometheus scrapes with `Authorization: Bearer <METRICS_TOKEN>`, or from one of the allowed addresses.
+# Neither set: /metrics answers 403 to everyone.
+METRICS_TOKEN = env.str("METRICS_TOKEN")
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", [])
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
