@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from alerts import schedules, services
+from alerts import channel_health, schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
 from alerts.models import Alert, Contact, Delivery, InboundMessage, SmsSinkMessage
 from alerts.schedules import alert_due_times
@@ -32,11 +32,44 @@ class TimezoneInUseFilter(admin.SimpleListFilter):
         return queryset.filter(timezone=self.value()) if self.value() else queryset
 
 
+class SmsOptOutFilter(admin.SimpleListFilter):
+    title = "SMS opt-out"
+    parameter_name = "sms_opted_out"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Opted out"), ("no", "Gets SMS")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(sms_opted_out_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
-    list_display = ("name", "phone", "email", "timezone", "is_active")
-    list_filter = ("is_active", TimezoneInUseFilter)
+class ContactAdmin(CheckedActionsAdmin):
+    list_display = ("name", "phone", "email", "timezone", "is_active", "sms_opt_out")
+    list_filter = ("is_active", SmsOptOutFilter, TimezoneInUseFilter)
     search_fields = ("name", "phone", "email")
+    # Set only by the phone itself (STOP, or Twilio's 21610): an admin may clear it, not invent it.
+    readonly_fields = ("sms_opted_out_at", "sms_opt_out_source")
+    actions = ["clear_sms_opt_out"]
+
+    @admin.display(description="SMS opt-out", ordering="sms_opted_out_at")
+    def sms_opt_out(self, contact: Contact) -> str:
+        if contact.sms_opted_out_at is None:
+            return "—"
+        when = timetag(contact.sms_opted_out_at)
+        return format_html("opted out {} <small>{}</small>", when, contact.sms_opt_out_source)
+
+    @admin.action(description="Clear the SMS opt-out of selected contacts", permissions=["change"])
+    def clear_sms_opt_out(self, request, queryset) -> None:
+        count = channel_health.contacts_sms_opt_out_clear(contacts=queryset)
+        self.message_user(
+            request,
+            f"Cleared the SMS opt-out of {count} contact(s). Twilio keeps refusing a number that replied STOP "
+            "until it replies START; if it refuses again (error 21610), the contact is opted out again.",
+            messages.SUCCESS,
+        )
 
 
 def _jobs_url(alert: Alert) -> str:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core import signing
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts.channel_health import delivery_failed_for_good, delivery_skip_if_unwanted
 from alerts.channels.base import DeliveryError
 from alerts.channels.email import email_channel
 from alerts.channels.sms import sms_channel
@@ -113,6 +115,9 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
 
 
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
+    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id):
+        tally.skipped += 1
+        return
     # A first attempt creates the row already claimed: one INSERT instead of an INSERT and an UPDATE.
     delivery, created = Delivery.objects.get_or_create(
         occurrence=occurrence,
@@ -137,7 +142,9 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
         sent = sender.send(to=delivery.address, body=_compose(occurrence, contact), subject=subject)
     except DeliveryError as exc:
         if exc.permanent:
-            _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
+            with transaction.atomic():
+                _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
+                delivery_failed_for_good(delivery=delivery, code=exc.code)
             tally.failed += 1
         else:
             # Back to pending, so that the next attempt sends it; the job's retry policy decides when.

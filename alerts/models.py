@@ -24,6 +24,14 @@ class Contact(models.Model):
     email = models.EmailField(blank=True)
     timezone = TimeZoneField(default="UTC", help_text="IANA name, e.g. Europe/Paris.")
     is_active = models.BooleanField(default=True, help_text="Inactive contacts receive nothing.")
+    # Set by a STOP reply or by Twilio's error 21610; cleared by START or by an admin. While set, the contact
+    # gets no SMS: Twilio would refuse every one (21610) until the phone sends START.
+    sms_opted_out_at = models.DateTimeField(
+        "SMS opted out at", null=True, blank=True, help_text="When the phone asked for no more SMS; empty: it gets SMS."
+    )
+    sms_opt_out_source = models.CharField(
+        "SMS opt-out source", max_length=100, blank=True, help_text="What opted it out, e.g. “reply STOP (SM…)”."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,6 +40,10 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def sms_opted_out(self) -> bool:
+        return self.sms_opted_out_at is not None
 
 
 class AlertState(models.TextChoices):
@@ -179,6 +191,8 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "Failed"
     UNDELIVERED = "undelivered", "Undelivered"
     UNKNOWN = "unknown", "Unknown"
+    # Never attempted, on purpose (the contact opted out of SMS): the note says why.
+    SKIPPED = "skipped", "Skipped"
 
 
 class Delivery(models.Model):

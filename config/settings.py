@@ -186,6 +186,14 @@ TWILIO_API_BASE_URL = env.url("TWILIO_API_BASE_URL", "", schemes=("http", "https
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1)
 # Twilio long codes accept about one message segment per second; the limit holds across all workers.
 SMS_PER_SECOND_PER_NUMBER = env.float("SMS_PER_SECOND_PER_NUMBER", 1.0, minimum=0)  # 0: no limit
+# The answer to an inbound HELP (or INFO): who is sending, and how to stop it. One SMS body at most.
+SMS_HELP_TEXT = env.str(
+    "SMS_HELP_TEXT",
+    "Alerts from our alerting service. Reply ACK to acknowledge the last alert, STOP to receive no more SMS, "
+    "START to receive them again.",
+).strip()
+if not SMS_HELP_TEXT or len(SMS_HELP_TEXT) > 1600:
+    raise ImproperlyConfigured("SMS_HELP_TEXT must be 1 to 1600 characters (Twilio's longest message body)")
 
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.url(

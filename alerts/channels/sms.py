@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 # Where Twilio posts the message's status changes (queued, sent, delivered, undelivered, failed).
 STATUS_CALLBACK_PATH = "/alerts/twilio/status"
 # Twilio's codes for a recipient that no retry will fix: 21211 the 'To' number is not a valid phone
-# number, 21614 the 'To' number is not a mobile number (cannot receive SMS).
-PERMANENT_TWILIO_CODES = frozenset({21211, 21614})
+# number, 21614 the 'To' number is not a mobile number (cannot receive SMS), 21610 the recipient replied
+# STOP (unsubscribed until it sends START).
+PERMANENT_TWILIO_CODES = frozenset({21211, 21614, 21610})
 # 20429: too many requests. Twilio also answers it with HTTP 429; either one means "later".
 TEMPORARY_TWILIO_CODES = frozenset({20429})
 SINK_NOTE = "Twilio is not configured: the SMS went to the local sink, not to a phone"

@@ -46,6 +46,7 @@ ERRORS = {
 MESSAGE_CONSTANTS = {"api_version": "2010-04-01", "status": "queued", "direction": "outbound-api", "num_media": "0"}
 MESSAGE_CONSTANTS |= {"price_unit": "USD"} | dict.fromkeys(("date_sent", "error_code", "error_message", "price"))
 CODE_MESSAGES = {21211: ERRORS[400][1], 21614: "'To' number is not a valid mobile number", 20429: ERRORS[429][1]}
+CODE_MESSAGES[21610] = "Attempt to send to unsubscribed recipient"
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class FakeTwilio:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._script: deque[Scripted] = deque()
+        self._refused: dict[str, int] = {}
         self._failed = 0
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
@@ -110,6 +112,20 @@ class FakeTwilio:
         """Answer the next ``times`` message requests with this error, in Twilio's error JSON."""
         with self._lock:
             self._script.extend(Scripted(status, code, message) for _ in range(times))
+
+    def refuse_number(self, number: str, *, code: int = 21610) -> None:
+        """Refuse every message to ``number`` from now on with HTTP 400 and ``code`` (21610: it replied STOP)."""
+        with self._lock:
+            self._refused[number] = code
+
+    def accept_number(self, number: str) -> None:
+        """Stop refusing ``number`` (it replied START)."""
+        with self._lock:
+            self._refused.pop(number, None)
+
+    def _refusal(self, number: str) -> int | None:
+        with self._lock:
+            return self._refused.get(number)
 
     def hang_next(self, seconds: float, *, accept: bool = False) -> None:
         """Answer the next request only after ``seconds`` (make it longer than the client's timeout)."""
@@ -201,6 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(fake, script.status, script.code, script.message)
         if not form.get("To") or not form.get("From") or not form.get("Body"):
             return self._error(fake, 400, 21604, "'To', 'From' and 'Body' are required.")
+        refusal = fake._refusal(form["To"])
+        if refusal is not None:
+            return self._error(fake, 400, refusal)
         self._json(201, _resource(fake, fake._accept(form)))
 
     def _list_messages(self, fake: FakeTwilio, account: str, query: str) -> None:
