@@ -102,7 +102,20 @@ class AlertAdmin(CheckedActionsAdmin):
     readonly_fields = ("state", "next_occurrences", "links")
     actions = ["send_now", "pause", "resume", "cancel", "duplicate"]
     fieldsets = (
-        (None, {"fields": ("name", "message", ("send_sms", "send_email"), "recipients", "state", "links")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "message",
+                    ("send_sms", "send_email"),
+                    "fallback_to_other_channel",
+                    "recipients",
+                    "state",
+                    "links",
+                ),
+            },
+        ),
         (
             "Schedule",
             {

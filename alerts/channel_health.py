@@ -1,4 +1,5 @@
-"""Channel health: SMS opt-out (STOP / START replies, Twilio's 21610) and skipping those who opted out.
+"""Channel health: SMS opt-out (STOP / START replies, Twilio's 21610), skipping those who opted out, and
+falling back to a contact's other channel when one fails for good.
 
 Opting out belongs to the phone number, not to one contact row: Twilio refuses every message to a number
 that replied STOP, whoever we think owns it, so every contact with that number is opted out (and back in).
@@ -9,15 +10,24 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alerts.models import Channel, Contact, Delivery, DeliveryState, Occurrence
+from alerts.models import Alert, AlertState, Channel, Contact, Delivery, DeliveryState, Occurrence
+from alerts.planner import occurrence_job_key
+from alerts.tasks import DELIVERY_TASKS
 
 logger = logging.getLogger(__name__)
 
 # Twilio's error for a message to a number that replied STOP: "Attempt to send to unsubscribed recipient".
 TWILIO_UNSUBSCRIBED = 21610
+# Failures that say this contact cannot be reached on this channel, where the other one may do: Twilio's
+# 21211 invalid number, 21614 not a mobile, 21610 unsubscribed, 30006 landline or unreachable carrier
+# (a status callback); SMTP's 550 / 551 / 553 mailbox unavailable, not local, name not allowed, and an
+# address Django cannot encode. Not a refusal that says our side is wrong (credentials, 552 too large).
+FALLBACK_CODES = {Channel.SMS: {21211, 21614, 21610, 30006}, Channel.EMAIL: {550, 551, 553, "invalid"}}
+OTHER_CHANNEL = {Channel.SMS: Channel.EMAIL, Channel.EMAIL: Channel.SMS}
 
 
 def contact_sms_opt_out(*, phone: str, source: str, at: datetime | None = None) -> int:
@@ -67,18 +77,20 @@ def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, chann
     if reason is None:
         return False
     address = contact.phone if channel == Channel.SMS else contact.email
-    delivery, created = Delivery.objects.get_or_create(
-        occurrence=occurrence,
-        contact=contact,
-        channel=channel,
-        defaults={"address": address, "state": DeliveryState.SKIPPED, "note": reason[:200], "job_id": job_id},
-    )
-    if not created:
-        changed = Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING).update(
-            state=DeliveryState.SKIPPED, note=reason[:200], job_id=job_id, modified_at=timezone.now()
+    with transaction.atomic():
+        delivery, created = Delivery.objects.get_or_create(
+            occurrence=occurrence,
+            contact=contact,
+            channel=channel,
+            defaults={"address": address, "state": DeliveryState.SKIPPED, "note": reason[:200], "job_id": job_id},
         )
-        if not changed:
-            return False
+        if not created:
+            changed = Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING).update(
+                state=DeliveryState.SKIPPED, note=reason[:200], job_id=job_id, modified_at=timezone.now()
+            )
+            if not changed:
+                return False
+        delivery_fall_back(delivery=delivery, reason=reason)
     return True
 
 
@@ -90,6 +102,64 @@ def delivery_failed_for_good(*, delivery: Delivery, code: object) -> None:
     """
     if delivery.channel == Channel.SMS and _as_int(code) == TWILIO_UNSUBSCRIBED:
         contact_sms_opt_out(phone=delivery.address, source=f"Twilio error {TWILIO_UNSUBSCRIBED}")
+    codes = FALLBACK_CODES.get(delivery.channel, set())
+    if code in codes or _as_int(code) in codes:
+        delivery_fall_back(delivery=delivery, reason=f"the {delivery.channel} failed for good (error {code})")
+
+
+def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
+    """Deliver ``delivery``'s occurrence to its contact on the other channel instead, if its alert says so.
+
+    Once: the fallback is a delivery row of the other channel for that occurrence and contact, which is
+    unique, and a job of its own (unique per occurrence, channel and contact) that delivers to that contact
+    only. Nothing when the alert uses the other channel anyway (the contact gets it already), when the
+    contact has no address there, or when it must not get that channel either. Returns the new row.
+    """
+    alert = delivery.occurrence.alert
+    other = OTHER_CHANNEL[delivery.channel]
+    contact = delivery.contact
+    address = contact.phone if other == Channel.SMS else contact.email
+    if not alert.fallback_to_other_channel or other in alert.channels or not address or not contact.is_active:
+        return None
+    if recipient_skip_reason(contact, other) is not None:
+        return None
+    with transaction.atomic():
+        fallback, created = Delivery.objects.get_or_create(
+            occurrence=delivery.occurrence,
+            contact=contact,
+            channel=other,
+            defaults={
+                "address": address,
+                "state": DeliveryState.PENDING,
+                "note": f"fallback: {reason}"[:200],
+                "fallback_for": delivery,
+            },  # fmt: skip
+        )
+        if not created:
+            return None
+        # A one-off whose SMS was accepted is completed by then, and a late refusal (a status callback)
+        # comes after that: it is active again until the fallback job completes it, as "send now" does.
+        Alert.objects.filter(pk=alert.pk, state=AlertState.COMPLETED).update(state=AlertState.ACTIVE)
+        DELIVERY_TASKS[other].enqueue_with(
+            args=[delivery.occurrence_id],
+            kwargs={"contact_id": contact.pk},
+            target=alert,
+            unique_key=f"{occurrence_job_key(delivery.occurrence_id, other)}:contact:{contact.pk}",
+            label=f"{alert.name} · {other} · fallback to {contact.name}",
+            max_attempts=alert.max_attempts,
+            retry_delay=alert.retry_delay,
+        )
+    logger.info("delivery %s falls back to %s for contact %s: %s", delivery.pk, other, contact.pk, reason)
+    return fallback
+
+
+def delivery_refused_after_sending(*, provider_id: str, code: str) -> None:
+    """A status callback said a sent SMS failed for good (e.g. 30006, a landline): as a refusal at sending."""
+    delivery = Delivery.objects.filter(provider_id=provider_id).select_related("occurrence__alert", "contact").first()
+    if delivery is None or not code:
+        return
+    with transaction.atomic():
+        delivery_failed_for_good(delivery=delivery, code=_as_int(code) or code)
 
 
 def _as_int(code: object) -> int | None:

@@ -82,8 +82,9 @@ def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
     )
 
 
-def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, object]:
-    """Deliver the occurrence to every active recipient on ``channel``; raise to retry or fail the job."""
+def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int | None = None) -> dict[str, object]:
+    """Deliver the occurrence to every active recipient on ``channel`` (only ``contact_id``'s, for a fallback
+    job: see ``channel_health.delivery_fall_back``); raise to retry or fail the job."""
     occurrence = Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
@@ -92,6 +93,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     if reason:
         job.abort(reason)
     recipients = [c for c in alert.recipients.all() if c.is_active and _address(c, channel)]
+    if contact_id is not None:
+        recipients = [c for c in recipients if c.pk == contact_id]
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
     sender = sms_channel() if channel == Channel.SMS else email_channel()

@@ -74,6 +74,12 @@ class Alert(models.Model):
     )
     send_sms = models.BooleanField("SMS", default=True)
     send_email = models.BooleanField("email", default=False)
+    fallback_to_other_channel = models.BooleanField(
+        "fall back to the contact's other channel",
+        default=False,
+        help_text="When an SMS fails for good (invalid number, landline, opted out), email that contact instead, "
+        "once per occurrence; and SMS a contact whose email address is refused.",
+    )
     recipients = models.ManyToManyField(Contact, related_name="alerts")
     timezone = TimeZoneField(
         default="UTC", help_text="Times of the schedule are read in this zone (IANA name), e.g. Europe/Paris."
@@ -213,6 +219,11 @@ class Delivery(models.Model):
     job = models.ForeignKey(
         "scheduler.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
+    # Set on a delivery made because the contact's delivery on the alert's own channel failed for good.
+    fallback_for = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks",
+        help_text="The delivery on the other channel that failed for good, which this one replaces.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     modified_at = models.DateTimeField(auto_now=True)
 

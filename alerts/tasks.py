@@ -20,17 +20,17 @@ logger = logging.getLogger(__name__)
 
 
 @tracked_task(name="alerts.deliver_sms", queue="sms", max_attempts=24)
-def deliver_sms(job, occurrence_id: int) -> dict[str, object]:
+def deliver_sms(job, occurrence_id: int, contact_id: int | None = None) -> dict[str, object]:
     from alerts.delivery import occurrence_deliver
 
-    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.SMS)
+    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.SMS, contact_id=contact_id)
 
 
 @tracked_task(name="alerts.deliver_email", queue="email", max_attempts=24)
-def deliver_email(job, occurrence_id: int) -> dict[str, object]:
+def deliver_email(job, occurrence_id: int, contact_id: int | None = None) -> dict[str, object]:
     from alerts.delivery import occurrence_deliver
 
-    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.EMAIL)
+    return occurrence_deliver(job=job, occurrence_id=occurrence_id, channel=Channel.EMAIL, contact_id=contact_id)
 
 
 DELIVERY_TASKS = {Channel.SMS: deliver_sms, Channel.EMAIL: deliver_email}

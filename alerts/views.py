@@ -75,11 +75,11 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     if not twilio_signature_is_valid(request):
         logger.warning("refused a status callback with a missing or wrong signature")
         return HttpResponseForbidden("invalid signature")
-    services.delivery_status_update(
-        provider_id=request.POST.get("MessageSid", ""),
-        status=request.POST.get("MessageStatus", ""),
-        error_code=request.POST.get("ErrorCode", ""),
-    )
+    provider_id, status = request.POST.get("MessageSid", ""), request.POST.get("MessageStatus", "")
+    error_code = request.POST.get("ErrorCode", "")
+    changed = services.delivery_status_update(provider_id=provider_id, status=status, error_code=error_code)
+    if changed and status in ("failed", "undelivered"):
+        channel_health.delivery_refused_after_sending(provider_id=provider_id, code=error_code)
     return HttpResponse(status=204)
 
 
