@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from alerts import channel_health, schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
+from alerts.message_preview import MESSAGE_FIELDS, message_preview_html
 from alerts.models import Alert, Contact, Delivery, InboundMessage, SmsSinkMessage
 from alerts.schedules import alert_due_times
 from scheduler.admin import CheckedActionsAdmin, utc_time
@@ -99,7 +100,7 @@ class AlertAdmin(CheckedActionsAdmin):
     list_filter = ("state", "schedule_kind", "send_sms", "send_email")
     search_fields = ("name", "message")
     filter_horizontal = ("recipients",)
-    readonly_fields = ("state", "next_occurrences", "links")
+    readonly_fields = ("state", "next_occurrences", "links", "message_preview")
     actions = ["send_now", "pause", "resume", "cancel", "duplicate"]
     fieldsets = (
         (
@@ -114,6 +115,14 @@ class AlertAdmin(CheckedActionsAdmin):
                     "state",
                     "links",
                 ),
+            },
+        ),
+        (
+            "Texts per channel",
+            {
+                "fields": ("sms_text", "email_subject", "email_body", "message_preview"),
+                "description": "Each falls back to the message (the subject to the alert's name). The preview "
+                "follows your typing, for the first recipient chosen (or a sample contact).",
             },
         ),
         (
@@ -169,6 +178,12 @@ class AlertAdmin(CheckedActionsAdmin):
         times = alert_due_times(alert) if alert.pk and alert.state == "active" else []
         return format_html("<div id='occurrence-preview'>{}</div>", _due_times_html(alert, times))
 
+    @admin.display(description="as received")
+    def message_preview(self, alert: Alert) -> str:
+        # Filled by alerts/preview.js from message_preview_view; without JavaScript, the saved texts' preview.
+        body = message_preview_html(alert, contact=alert.recipients.first()) if alert.pk else ""
+        return format_html("<div id='message-preview'>{}</div>", body)
+
     @admin.display(description="see also")
     def links(self, alert: Alert) -> str:
         if not alert.pk:
@@ -183,7 +198,19 @@ class AlertAdmin(CheckedActionsAdmin):
 
     def get_urls(self):
         preview = path("preview/", self.admin_site.admin_view(self.preview_view), name="alerts_alert_preview")
-        return [preview, *super().get_urls()]
+        message = path(
+            "preview/message/",
+            self.admin_site.admin_view(self.message_preview_view),
+            name="alerts_alert_message_preview",
+        )
+        return [preview, message, *super().get_urls()]
+
+    def message_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The texts being typed, rendered for the first chosen recipient: SMS length, encoding and parts."""
+        alert = Alert(**{name: request.GET.get(name, "") for name in MESSAGE_FIELDS})
+        ids = [pk for pk in request.GET.getlist("recipients") if pk.isdigit()]
+        contact = Contact.objects.filter(pk__in=ids).order_by("name", "pk").first() if ids else None
+        return HttpResponse(message_preview_html(alert, contact=contact))
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """The next five occurrences of the schedule being typed, before it is saved."""

@@ -23,7 +23,7 @@ from alerts.channel_health import delivery_failed_for_good, delivery_skip_if_unw
 from alerts.channels.base import DeliveryError
 from alerts.channels.email import email_channel
 from alerts.channels.sms import sms_channel
-from alerts.messages import render_message
+from alerts.messages import channel_text, email_subject
 from alerts.models import Channel, Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
 from scheduler.errors import RetryLater
@@ -59,13 +59,13 @@ def _address(contact: Contact, channel: str) -> str:
     return contact.phone if channel == Channel.SMS else contact.email
 
 
-def _message_text(occurrence: Occurrence, contact: Contact) -> str:
-    return render_message(occurrence.alert.message, contact=contact, alert=occurrence.alert).strip()
+def _message_text(occurrence: Occurrence, contact: Contact, channel: str) -> str:
+    return channel_text(occurrence.alert, contact=contact, channel=channel)
 
 
-def _compose(occurrence: Occurrence, contact: Contact) -> str:
+def _compose(occurrence: Occurrence, contact: Contact, channel: str) -> str:
     link = acknowledgement_url(alert_id=occurrence.alert_id, contact_id=contact.pk)
-    return f"{_message_text(occurrence, contact)}\n\nAcknowledge: {link}"
+    return f"{_message_text(occurrence, contact, channel)}\n\nAcknowledge: {link}"
 
 
 def _claim(delivery: Delivery, job_id: int) -> bool:
@@ -98,12 +98,12 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
     sender = sms_channel() if channel == Channel.SMS else email_channel()
-    subject = alert.name
     tally = Tally()
     for number, contact in enumerate(recipients, start=1):
         job.check()
         if len(recipients) > 1:
             job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
+        subject = email_subject(alert, contact=contact) if channel == Channel.EMAIL else ""
         _deliver_to(job, sender, occurrence, contact, channel, subject, tally)
     if tally.retry:
         raise RetryLater(f"{len(tally.retry)} delivery(ies) failed for now: " + "; ".join(tally.retry)[:400])
@@ -142,7 +142,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     try:
         if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
             return
-        sent = sender.send(to=delivery.address, body=_compose(occurrence, contact), subject=subject)
+        sent = sender.send(to=delivery.address, body=_compose(occurrence, contact, channel), subject=subject)
     except DeliveryError as exc:
         if exc.permanent:
             with transaction.atomic():
@@ -166,7 +166,9 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
 def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
     """After a send that got no answer, ask the provider whether it took the message before resending."""
     found = sender.find_sent(
-        to=delivery.address, body_start=_message_text(occurrence, contact), since=delivery.unanswered_since
+        to=delivery.address,
+        body_start=_message_text(occurrence, contact, delivery.channel),
+        since=delivery.unanswered_since,
     )
     if found is None:
         return False

@@ -72,6 +72,24 @@ class Alert(models.Model):
         help_text="A Django template; {{ contact.name }} and {{ alert.name }} are available. "
         "E.g. “Hi {{ contact.name }}, the server room is above 30°C.”",
     )
+    sms_text = models.TextField(
+        "SMS text",
+        blank=True,
+        validators=[validators.validate_message_template],
+        help_text="Optional: a shorter template for SMS, e.g. “{{ alert.name }}: server room above 30°C”. "
+        "Empty: the message.",
+    )
+    email_subject = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validators.validate_message_template],
+        help_text="Optional template, e.g. “[urgent] {{ alert.name }}”. Empty: the alert's name.",
+    )
+    email_body = models.TextField(
+        blank=True,
+        validators=[validators.validate_message_template],
+        help_text="Optional: a longer template for email. Empty: the message.",
+    )
     send_sms = models.BooleanField("SMS", default=True)
     send_email = models.BooleanField("email", default=False)
     fallback_to_other_channel = models.BooleanField(
