@@ -48,7 +48,7 @@ class SmsOptOutFilter(admin.SimpleListFilter):
 
 @admin.register(Contact)
 class ContactAdmin(CheckedActionsAdmin):
-    list_display = ("name", "phone", "email", "timezone", "is_active", "sms_opt_out")
+    list_display = ("name", "phone", "email", "timezone", "is_active", "sms_opt_out", "quiet_hours")
     list_filter = ("is_active", SmsOptOutFilter, TimezoneInUseFilter)
     search_fields = ("name", "phone", "email")
     # Set only by the phone itself (STOP, or Twilio's 21610): an admin may clear it, not invent it.
@@ -61,6 +61,13 @@ class ContactAdmin(CheckedActionsAdmin):
             return "—"
         when = timetag(contact.sms_opted_out_at)
         return format_html("opted out {} <small>{}</small>", when, contact.sms_opt_out_source)
+
+    @admin.display(description="quiet hours")
+    def quiet_hours(self, contact: Contact) -> str:
+        if contact.quiet_start is None or contact.quiet_end is None:
+            return "—"
+        days = "".join("MTWTFSS"[int(d)] if str(d) in contact.quiet_days else "·" for d in range(7))
+        return f"{contact.quiet_start:%H:%M}-{contact.quiet_end:%H:%M} {days}"
 
     @admin.action(description="Clear the SMS opt-out of selected contacts", permissions=["change"])
     def clear_sms_opt_out(self, request, queryset) -> None:
@@ -111,6 +118,7 @@ class AlertAdmin(CheckedActionsAdmin):
                     "message",
                     ("send_sms", "send_email"),
                     "fallback_to_other_channel",
+                    "urgent",
                     "recipients",
                     "state",
                     "links",

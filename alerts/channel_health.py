@@ -1,5 +1,5 @@
-"""Channel health: SMS opt-out (STOP / START replies, Twilio's 21610), skipping those who opted out, and
-falling back to a contact's other channel when one fails for good.
+"""Channel health: SMS opt-out (STOP / START replies, Twilio's 21610), skipping those who opted out,
+holding deliveries during quiet hours, and falling back to a contact's other channel when one fails for good.
 
 Opting out belongs to the phone number, not to one contact row: Twilio refuses every message to a number
 that replied STOP, whoever we think owns it, so every contact with that number is opted out (and back in).
@@ -8,6 +8,7 @@ that replied STOP, whoever we think owns it, so every contact with that number i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertState, Channel, Contact, Delivery, DeliveryState, Occurrence
 from alerts.planner import occurrence_job_key
+from alerts.quiet_hours import describe, quiet_until
 from alerts.tasks import DELIVERY_TASKS
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,66 @@ def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, chann
                 return False
         delivery_fall_back(delivery=delivery, reason=reason)
     return True
+
+
+@dataclass(frozen=True)
+class Held:
+    """A delivery not made now: skipped for good, or waiting (quiet hours) for the job named in ``reason``."""
+
+    skipped: bool
+    reason: str
+
+
+def delivery_hold(*, job, occurrence: Occurrence, contact: Contact, channel: str) -> Held | None:
+    """Whether this delivery must not be made now, and why; ``None`` to deliver it."""
+    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id):
+        return Held(skipped=True, reason="")
+    alert = occurrence.alert
+    end = None if alert.urgent else quiet_until(contact, timezone.now())
+    if end is None:
+        return None
+    return delivery_wait_for_quiet_hours(job=job, occurrence=occurrence, contact=contact, channel=channel, end=end)
+
+
+def delivery_wait_for_quiet_hours(
+    *, job, occurrence: Occurrence, contact: Contact, channel: str, end: datetime
+) -> Held | None:
+    """Keep the delivery pending and give it a job of its own at the end of the contact's quiet hours.
+
+    The new job (one contact, unique per occurrence, channel, contact and end) carries the wait on its ETA,
+    so the job page shows when and why. ``None`` when this job is that one (it is due: deliver now) or when
+    the delivery is past pending (sent already, or left sending: the normal path settles it).
+    """
+    alert = occurrence.alert
+    until = describe(contact, end)
+    address = contact.phone if channel == Channel.SMS else contact.email
+    with transaction.atomic():
+        waiting = DELIVERY_TASKS[channel].enqueue_with(
+            args=[occurrence.pk],
+            kwargs={"contact_id": contact.pk},
+            eta=end,
+            target=alert,
+            unique_key=f"{occurrence_job_key(occurrence.pk, channel)}:contact:{contact.pk}:after:{end:%Y%m%dT%H%M%S}",
+            label=f"{alert.name} · {channel} · {contact.name} after quiet hours (until {until})",
+            max_attempts=alert.max_attempts,
+            retry_delay=alert.retry_delay,
+        )
+        if waiting.pk == job.id:
+            transaction.set_rollback(True)
+            return None
+        note = f"waits for quiet hours until {until} (job {waiting.pk})"
+        delivery, created = Delivery.objects.get_or_create(
+            occurrence=occurrence,
+            contact=contact,
+            channel=channel,
+            defaults={"address": address, "state": DeliveryState.PENDING, "note": note},
+        )
+        if not created and not Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING).update(
+            note=note, modified_at=timezone.now()
+        ):
+            transaction.set_rollback(True)
+            return None
+    return Held(skipped=False, reason=f"{contact.name} until {until} (job {waiting.pk})")
 
 
 def delivery_failed_for_good(*, delivery: Delivery, code: object) -> None:

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.channel_health import delivery_failed_for_good, delivery_skip_if_unwanted
+from alerts.channel_health import delivery_failed_for_good, delivery_hold
 from alerts.channels.base import DeliveryError
 from alerts.channels.email import email_channel
 from alerts.channels.sms import sms_channel
@@ -44,6 +44,7 @@ class Tally:
     unknown: int = 0
     via_sink: bool = False
     retry: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # deliveries moved to a job after quiet hours
 
     def as_result(self) -> dict[str, object]:
         return {"sent": self.sent, "skipped": self.skipped, "failed": self.failed, "unknown": self.unknown,
@@ -110,6 +111,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
     if tally.failed and not tally.sent:
         raise DeliveryFailed(f"every {channel} delivery failed for good; see the deliveries")
     summary = f"{channel}: sent {tally.sent}, skipped {tally.skipped}, failed {tally.failed}, unknown {tally.unknown}"
+    if tally.waiting:
+        summary += f"; {len(tally.waiting)} waiting for quiet hours: " + "; ".join(tally.waiting)[:300]
     if tally.via_sink:
         summary = f"Twilio is not configured: the SMS went to the local sink, not to a phone ({summary})"
     job.summarize(summary)
@@ -118,8 +121,12 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
 
 
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
-    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id):
-        tally.skipped += 1
+    held = delivery_hold(job=job, occurrence=occurrence, contact=contact, channel=channel)
+    if held is not None:
+        if held.skipped:
+            tally.skipped += 1
+        else:
+            tally.waiting.append(held.reason)
         return
     # A first attempt creates the row already claimed: one INSERT instead of an INSERT and an UPDATE.
     delivery, created = Delivery.objects.get_or_create(

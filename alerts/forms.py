@@ -40,7 +40,7 @@ class AlertForm(forms.ModelForm):
         model = Alert
         fields = [
             "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email",
-            "fallback_to_other_channel", "recipients", *SCHEDULE_FIELDS, "max_attempts", "retry_delay",
+            "fallback_to_other_channel", "urgent", "recipients", *SCHEDULE_FIELDS, "max_attempts", "retry_delay",
         ]  # fmt: skip
         field_classes = {name: LocalDateTimeField for name in LOCAL_FIELDS}
 

@@ -32,6 +32,20 @@ class Contact(models.Model):
     sms_opt_out_source = models.CharField(
         "SMS opt-out source", max_length=100, blank=True, help_text="What opted it out, e.g. “reply STOP (SM…)”."
     )
+    quiet_start = models.TimeField(
+        null=True, blank=True, help_text="Quiet hours start, in the contact's timezone, e.g. 22:00. Non-urgent "
+        "alerts due inside them wait until they end.",
+    )  # fmt: skip
+    quiet_end = models.TimeField(
+        null=True, blank=True, help_text="Quiet hours end, e.g. 07:00 (the next day when earlier than the start)."
+    )
+    quiet_days = models.CharField(
+        max_length=7,
+        blank=True,
+        default="0123456",
+        validators=[validators.validate_weekdays],
+        help_text="The days quiet hours start on: 0 Monday … 6 Sunday, e.g. 01234 for Monday to Friday nights.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -44,6 +58,12 @@ class Contact(models.Model):
     @property
     def sms_opted_out(self) -> bool:
         return self.sms_opted_out_at is not None
+
+    def clean(self) -> None:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValidationError({"quiet_end": "Give both the start and the end of the quiet hours, or neither."})
+        if self.quiet_start is not None and self.quiet_start == self.quiet_end:
+            raise ValidationError({"quiet_end": "Quiet hours must end at another time than they start."})
 
 
 class AlertState(models.TextChoices):
@@ -90,6 +110,7 @@ class Alert(models.Model):
         validators=[validators.validate_message_template],
         help_text="Optional: a longer template for email. Empty: the message.",
     )
+    urgent = models.BooleanField(default=False, help_text="Deliver even during the recipients' quiet hours.")
     send_sms = models.BooleanField("SMS", default=True)
     send_email = models.BooleanField("email", default=False)
     fallback_to_other_channel = models.BooleanField(
