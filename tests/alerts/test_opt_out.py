@@ -159,3 +159,17 @@ def test_a_blank_or_too_long_help_text_stops_start_up(tmp_path, value):
     result = start(tmp_path, SECRET_KEY="x" * 50, SMS_HELP_TEXT=value)
     assert result.returncode != 0
     assert "SMS_HELP_TEXT must be 1 to 1600 characters" in result.stderr
+
+
+def test_a_21610_in_a_signed_status_callback_opts_the_phone_out(client):
+    contact = ContactFactory()
+    occurrence = Occurrence.objects.create(alert=AlertFactory(recipients=[contact]), scheduled_for=timezone.now())
+    sent = Delivery.objects.create(
+        occurrence=occurrence, contact=contact, channel="sms", state=DeliveryState.SENT, address=contact.phone,
+        provider_id="SM" + "3" * 32,
+    )  # fmt: skip
+    params = {"MessageSid": sent.provider_id, "MessageStatus": "failed", "ErrorCode": "21610"}
+    assert post_signed(client, "/alerts/twilio/status", params).status_code == 204
+    contact.refresh_from_db()
+    assert contact.sms_opt_out_source == "Twilio error 21610"
+    assert Delivery.objects.get(pk=sent.pk).state == DeliveryState.FAILED
