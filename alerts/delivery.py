@@ -85,7 +85,7 @@ def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
 
 def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int | None = None) -> dict[str, object]:
     """Deliver the occurrence to every active recipient on ``channel`` (only ``contact_id``'s, for a fallback
-    job: see ``channel_health.delivery_fall_back``); raise to retry or fail the job."""
+    or an after-quiet-hours job: see ``alerts/channel_health.py``); raise to retry or fail the job."""
     occurrence = Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
