@@ -10,8 +10,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from alerts import schedules, services
+from alerts import channel_health, schedules, services
 from alerts.forms import AlertForm, schedule_errors, unsaved_alert
+from alerts.message_preview import MESSAGE_FIELDS, message_preview_html
 from alerts.models import Alert, Contact, Delivery, InboundMessage, SmsSinkMessage
 from alerts.schedules import alert_due_times
 from scheduler.admin import CheckedActionsAdmin, utc_time
@@ -32,11 +33,51 @@ class TimezoneInUseFilter(admin.SimpleListFilter):
         return queryset.filter(timezone=self.value()) if self.value() else queryset
 
 
+class SmsOptOutFilter(admin.SimpleListFilter):
+    title = "SMS opt-out"
+    parameter_name = "sms_opted_out"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Opted out"), ("no", "Gets SMS")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(sms_opted_out_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
-    list_display = ("name", "phone", "email", "timezone", "is_active")
-    list_filter = ("is_active", TimezoneInUseFilter)
+class ContactAdmin(CheckedActionsAdmin):
+    list_display = ("name", "phone", "email", "timezone", "is_active", "sms_opt_out", "quiet_hours")
+    list_filter = ("is_active", SmsOptOutFilter, TimezoneInUseFilter)
     search_fields = ("name", "phone", "email")
+    # Set only by the phone itself (STOP, or Twilio's 21610): an admin may clear it, not invent it.
+    readonly_fields = ("sms_opted_out_at", "sms_opt_out_source")
+    actions = ["clear_sms_opt_out"]
+
+    @admin.display(description="SMS opt-out", ordering="sms_opted_out_at")
+    def sms_opt_out(self, contact: Contact) -> str:
+        if contact.sms_opted_out_at is None:
+            return "—"
+        when = timetag(contact.sms_opted_out_at)
+        return format_html("opted out {} <small>{}</small>", when, contact.sms_opt_out_source)
+
+    @admin.display(description="quiet hours")
+    def quiet_hours(self, contact: Contact) -> str:
+        if contact.quiet_start is None or contact.quiet_end is None:
+            return "—"
+        days = "".join("MTWTFSS"[int(d)] if str(d) in contact.quiet_days else "·" for d in range(7))
+        return f"{contact.quiet_start:%H:%M}-{contact.quiet_end:%H:%M} {days}"
+
+    @admin.action(description="Clear the SMS opt-out of selected contacts", permissions=["change"])
+    def clear_sms_opt_out(self, request, queryset) -> None:
+        count = channel_health.contacts_sms_opt_out_clear(contacts=queryset)
+        self.message_user(
+            request,
+            f"Cleared the SMS opt-out of {count} contact(s). Twilio keeps refusing a number that replied STOP "
+            "until it replies START; if it refuses again (error 21610), the contact is opted out again.",
+            messages.SUCCESS,
+        )
 
 
 def _jobs_url(alert: Alert) -> str:
@@ -66,10 +107,32 @@ class AlertAdmin(CheckedActionsAdmin):
     list_filter = ("state", "schedule_kind", "send_sms", "send_email")
     search_fields = ("name", "message")
     filter_horizontal = ("recipients",)
-    readonly_fields = ("state", "next_occurrences", "links")
+    readonly_fields = ("state", "next_occurrences", "links", "message_preview")
     actions = ["send_now", "pause", "resume", "cancel", "duplicate"]
     fieldsets = (
-        (None, {"fields": ("name", "message", ("send_sms", "send_email"), "recipients", "state", "links")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "message",
+                    ("send_sms", "send_email"),
+                    "fallback_to_other_channel",
+                    "urgent",
+                    "recipients",
+                    "state",
+                    "links",
+                ),
+            },
+        ),
+        (
+            "Texts per channel",
+            {
+                "fields": ("sms_text", "email_subject", "email_body", "message_preview"),
+                "description": "Each falls back to the message (the subject to the alert's name). The preview "
+                "follows your typing, for the first recipient chosen (or a sample contact).",
+            },
+        ),
         (
             "Schedule",
             {
@@ -123,6 +186,12 @@ class AlertAdmin(CheckedActionsAdmin):
         times = alert_due_times(alert) if alert.pk and alert.state == "active" else []
         return format_html("<div id='occurrence-preview'>{}</div>", _due_times_html(alert, times))
 
+    @admin.display(description="as received")
+    def message_preview(self, alert: Alert) -> str:
+        # Filled by alerts/preview.js from message_preview_view; without JavaScript, the saved texts' preview.
+        body = message_preview_html(alert, contact=alert.recipients.first()) if alert.pk else ""
+        return format_html("<div id='message-preview'>{}</div>", body)
+
     @admin.display(description="see also")
     def links(self, alert: Alert) -> str:
         if not alert.pk:
@@ -137,7 +206,19 @@ class AlertAdmin(CheckedActionsAdmin):
 
     def get_urls(self):
         preview = path("preview/", self.admin_site.admin_view(self.preview_view), name="alerts_alert_preview")
-        return [preview, *super().get_urls()]
+        message = path(
+            "preview/message/",
+            self.admin_site.admin_view(self.message_preview_view),
+            name="alerts_alert_message_preview",
+        )
+        return [preview, message, *super().get_urls()]
+
+    def message_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The texts being typed, rendered for the first chosen recipient: SMS length, encoding and parts."""
+        alert = Alert(**{name: request.GET.get(name, "") for name in MESSAGE_FIELDS})
+        ids = [pk for pk in request.GET.getlist("recipients") if pk.isdigit()]
+        contact = Contact.objects.filter(pk__in=ids).order_by("name", "pk").first() if ids else None
+        return HttpResponse(message_preview_html(alert, contact=contact))
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """The next five occurrences of the schedule being typed, before it is saved."""

@@ -24,8 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts import channels
+from alerts.channel_health import delivery_failed_for_good, delivery_hold
 from alerts.channels.base import DeliveryChannel, DeliveryError
-from alerts.messages import render_message
+from alerts.messages import channel_text, email_subject
 from alerts.models import Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
 from scheduler.errors import RetryLater
@@ -47,6 +48,7 @@ class Tally:
     unknown: int = 0
     via_sink: bool = False
     retry: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # deliveries moved to a job after quiet hours
     # Per retry: seconds until it can help (a full queue, a held slot), or None for the alert's delay.
     retry_after: list[float | None] = field(default_factory=list)
     # The last sent delivery whose outcome is not written yet: written before the next provider call, or
@@ -75,13 +77,13 @@ def acknowledgement_url(*, alert_id: int, contact_id: int) -> str:
     return settings.PUBLIC_BASE_URL + reverse("alerts:acknowledge", args=[token])
 
 
-def _message_text(occurrence: Occurrence, contact: Contact) -> str:
-    return render_message(occurrence.alert.message, contact=contact, alert=occurrence.alert).strip()
+def _message_text(occurrence: Occurrence, contact: Contact, channel: str) -> str:
+    return channel_text(occurrence.alert, contact=contact, channel=channel)
 
 
-def _compose(occurrence: Occurrence, contact: Contact) -> str:
+def _compose(occurrence: Occurrence, contact: Contact, channel: str) -> str:
     link = acknowledgement_url(alert_id=occurrence.alert_id, contact_id=contact.pk)
-    return f"{_message_text(occurrence, contact)}\n\nAcknowledge: {link}"
+    return f"{_message_text(occurrence, contact, channel)}\n\nAcknowledge: {link}"
 
 
 def _claim(delivery: Delivery, job_id: int) -> bool:
@@ -98,8 +100,9 @@ def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
     )
 
 
-def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, object]:
-    """Deliver the occurrence to every active recipient on ``channel``; raise to retry or fail the job."""
+def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int | None = None) -> dict[str, object]:
+    """Deliver the occurrence to every active recipient on ``channel`` (only ``contact_id``'s, for a fallback
+    or an after-quiet-hours job: see ``alerts/channel_health.py``); raise to retry or fail the job."""
     occurrence = Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
@@ -109,16 +112,18 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
         job.abort(reason)
     spec = channels.get(channel)
     recipients = [c for c in alert.recipients.all() if c.is_active and spec.address(c)]
+    if contact_id is not None:
+        recipients = [c for c in recipients if c.pk == contact_id]
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
     sender = spec.transport()
-    subject = alert.name
     tally = Tally()
     try:
         for number, contact in enumerate(recipients, start=1):
             if number > 1:  # for the first, the job's claim a moment ago was the abort check
                 job.check()
                 job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
+            subject = email_subject(alert, contact=contact) if channel == "email" else ""
             _deliver_to(job, sender, occurrence, contact, spec, subject, tally)
     except BaseException:
         tally.record_sent()  # what was sent is recorded, whatever stopped the loop (a cancel, an error)
@@ -130,6 +135,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str) -> dict[str, ob
     if tally.failed and not tally.sent:
         raise DeliveryFailed(f"every {channel} delivery failed for good; see the deliveries")
     summary = f"{channel}: sent {tally.sent}, skipped {tally.skipped}, failed {tally.failed}, unknown {tally.unknown}"
+    if tally.waiting:
+        summary += f"; {len(tally.waiting)} waiting for quiet hours: " + "; ".join(tally.waiting)[:300]
     if tally.via_sink:
         summary = f"Twilio is not configured: the SMS went to the local sink, not to a phone ({summary})"
     job.summarize(summary)
@@ -159,6 +166,13 @@ def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: Deli
 
 
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
+    held = delivery_hold(job=job, occurrence=occurrence, contact=contact, channel=channel.name)
+    if held is not None:
+        if held.skipped:
+            tally.skipped += 1
+        else:
+            tally.waiting.append(held.reason)
+        return
     # A first attempt creates the rows; later ones find them (or create the rows of new recipients).
     delivery = _create_claimed(job, occurrence, contact, channel) if job.attempt == 1 else None
     created = delivery is not None
@@ -183,14 +197,16 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     try:
         if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
             return
-        body = _compose(occurrence, contact)
+        body = _compose(occurrence, contact, channel.name)
         if _held_by_sending_rate(sender, delivery, body, contact, tally):
             return
         tally.record_sent()  # the previous recipient's outcome, before the next provider call
         sent = sender.send(to=delivery.address, body=body, subject=subject)
     except DeliveryError as exc:
         if exc.permanent:
-            _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
+            with transaction.atomic():
+                _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
+                delivery_failed_for_good(delivery=delivery, code=exc.code)
             tally.failed += 1
         else:
             # Back to pending, so that the next attempt sends it; the job's retry policy decides when.
@@ -241,7 +257,9 @@ def _settle_interrupted(sender, delivery: Delivery, occurrence: Occurrence, cont
     try:
         # The row's last change is its claim: the provider cannot have the message from before it.
         found = sender.find_sent(
-            to=delivery.address, body_start=_message_text(occurrence, contact), since=delivery.modified_at
+            to=delivery.address,
+            body_start=_message_text(occurrence, contact, delivery.channel),
+            since=delivery.modified_at,
         )
     except DeliveryError as exc:
         tally.retry.append(f"{contact.name}: a send cut short by a stopped worker, not settled: {exc}")
@@ -260,7 +278,9 @@ def _settle_interrupted(sender, delivery: Delivery, occurrence: Occurrence, cont
 def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
     """After a send that got no answer, ask the provider whether it took the message before resending."""
     found = sender.find_sent(
-        to=delivery.address, body_start=_message_text(occurrence, contact), since=delivery.unanswered_since
+        to=delivery.address,
+        body_start=_message_text(occurrence, contact, delivery.channel),
+        since=delivery.unanswered_since,
     )
     if found is None:
         return False

@@ -39,8 +39,8 @@ class AlertForm(forms.ModelForm):
     class Meta:
         model = Alert
         fields = [
-            "name", "message", "send_sms", "send_email", "recipients", *SCHEDULE_FIELDS, "max_attempts",
-            "retry_delay",
+            "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email",
+            "fallback_to_other_channel", "urgent", "recipients", *SCHEDULE_FIELDS, "max_attempts", "retry_delay",
         ]  # fmt: skip
         field_classes = {name: LocalDateTimeField for name in LOCAL_FIELDS}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
 
 from django.template import Context, Engine
 from django.template.base import Lexer, TokenType, tag_re
@@ -35,3 +37,89 @@ def unclosed_tag(template: str) -> tuple[str, str] | None:
             rest = token.contents[match.start() :].splitlines()[0]
             return rest[:40], _CLOSERS[match.group()]
     return None
+
+
+def channel_template(alert: object, channel: str) -> str:
+    """The template an alert sends on ``channel``: its own text for that channel, or else its message."""
+    own = {"sms": "sms_text", "email": "email_body"}.get(channel)
+    return (getattr(alert, own, "") if own else "") or alert.message
+
+
+def channel_text(alert: object, *, contact: object, channel: str) -> str:
+    """What ``contact`` reads on ``channel`` (without the acknowledgement link the delivery adds)."""
+    return render_message(channel_template(alert, channel), contact=contact, alert=alert).strip()
+
+
+def email_subject(alert: object, *, contact: object) -> str:
+    """The email's subject: the alert's subject template on one line, or else the alert's name."""
+    template = getattr(alert, "email_subject", "")
+    # A header is one line: Django refuses a subject with a newline (BadHeaderError).
+    subject = " ".join(render_message(template, contact=contact, alert=alert).split()) if template else ""
+    return subject or alert.name
+
+
+# GSM 03.38: the characters an SMS carries in 7 bits, and those of its extension table, which take an escape
+# septet besides their own and so count double. Anything else makes the whole message UCS-2.
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+# (one SMS, each part of a longer one): a multipart SMS spends some of each part on the header joining them.
+SEGMENT_SIZES = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+
+
+@dataclass(frozen=True)
+class SmsSize:
+    characters: int
+    units: int  # septets in GSM-7, UTF-16 code units in UCS-2: what the segment sizes count
+    encoding: str
+    segments: int
+    forcing_ucs2: tuple[str, ...]  # the characters outside GSM-7, each once, in order of appearance
+
+    @property
+    def per_segment(self) -> int:
+        single, multi = SEGMENT_SIZES[self.encoding]
+        return single if self.segments <= 1 else multi
+
+
+def _units(char: str, encoding: str) -> int:
+    if encoding == "GSM-7":
+        return 2 if char in GSM7_EXTENSION else 1
+    return 2 if ord(char) > 0xFFFF else 1  # outside the BMP: a surrogate pair
+
+
+def _segments(text: str, encoding: str, total: int) -> int:
+    single, multi = SEGMENT_SIZES[encoding]
+    if total <= single:
+        return 1 if text else 0
+    # Parts are filled whole character by whole character: an escape pair or a surrogate pair is never split
+    # between two parts, so a part may carry one unit less than its size.
+    segments, used = 1, 0
+    for char in text:
+        size = _units(char, encoding)
+        if used + size > multi:
+            segments, used = segments + 1, 0
+        used += size
+    return segments
+
+
+def sms_size(text: str) -> SmsSize:
+    """How ``text`` travels as SMS: its encoding, its length in what the segments count, and its segments."""
+    outside = tuple(dict.fromkeys(c for c in text if c not in GSM7_BASIC and c not in GSM7_EXTENSION))
+    encoding = "UCS-2" if outside else "GSM-7"
+    units = sum(_units(c, encoding) for c in text)
+    return SmsSize(len(text), units, encoding, _segments(text, encoding, units), outside)
+
+
+def ucs2_warning(size: SmsSize) -> str:
+    """Why the message is UCS-2 and what it costs, naming the characters; empty when it is GSM-7."""
+    if not size.forcing_ucs2:
+        return ""
+    named = ", ".join(f"“{c}” ({unicodedata.name(c, f'U+{ord(c):04X}').lower()})" for c in size.forcing_ucs2[:5])
+    more = f" and {len(size.forcing_ucs2) - 5} more" if len(size.forcing_ucs2) > 5 else ""
+    return (
+        f"{named}{more} cannot be sent in GSM-7, so the whole SMS is UCS-2: 70 characters per SMS instead of 160 "
+        f"(67 instead of 153 per part). Replace {'it' if len(size.forcing_ucs2) == 1 else 'them'} "
+        "(e.g. a straight quote ' for a curly one) to fit more in each SMS."
+    )

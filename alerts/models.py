@@ -24,6 +24,28 @@ class Contact(models.Model):
     email = models.EmailField(blank=True)
     timezone = TimeZoneField(default="UTC", help_text="IANA name, e.g. Europe/Paris.")
     is_active = models.BooleanField(default=True, help_text="Inactive contacts receive nothing.")
+    # Set by a STOP reply or by Twilio's error 21610; cleared by START or by an admin. While set, the contact
+    # gets no SMS: Twilio would refuse every one (21610) until the phone sends START.
+    sms_opted_out_at = models.DateTimeField(
+        "SMS opted out at", null=True, blank=True, help_text="When the phone asked for no more SMS; empty: it gets SMS."
+    )
+    sms_opt_out_source = models.CharField(
+        "SMS opt-out source", max_length=100, blank=True, help_text="What opted it out, e.g. “reply STOP (SM…)”."
+    )
+    quiet_start = models.TimeField(
+        null=True, blank=True, help_text="Quiet hours start, in the contact's timezone, e.g. 22:00. Non-urgent "
+        "alerts due inside them wait until they end.",
+    )  # fmt: skip
+    quiet_end = models.TimeField(
+        null=True, blank=True, help_text="Quiet hours end, e.g. 07:00 (the next day when earlier than the start)."
+    )
+    quiet_days = models.CharField(
+        max_length=7,
+        blank=True,
+        default="0123456",
+        validators=[validators.validate_weekdays],
+        help_text="The days quiet hours start on: 0 Monday … 6 Sunday, e.g. 01234 for Monday to Friday nights.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,6 +54,16 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def sms_opted_out(self) -> bool:
+        return self.sms_opted_out_at is not None
+
+    def clean(self) -> None:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValidationError({"quiet_end": "Give both the start and the end of the quiet hours, or neither."})
+        if self.quiet_start is not None and self.quiet_start == self.quiet_end:
+            raise ValidationError({"quiet_end": "Quiet hours must end at another time than they start."})
 
 
 class AlertState(models.TextChoices):
@@ -60,8 +92,33 @@ class Alert(models.Model):
         help_text="A Django template; {{ contact.name }} and {{ alert.name }} are available. "
         "E.g. “Hi {{ contact.name }}, the server room is above 30°C.”",
     )
+    sms_text = models.TextField(
+        "SMS text",
+        blank=True,
+        validators=[validators.validate_message_template],
+        help_text="Optional: a shorter template for SMS, e.g. “{{ alert.name }}: server room above 30°C”. "
+        "Empty: the message.",
+    )
+    email_subject = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validators.validate_message_template],
+        help_text="Optional template, e.g. “[urgent] {{ alert.name }}”. Empty: the alert's name.",
+    )
+    email_body = models.TextField(
+        blank=True,
+        validators=[validators.validate_message_template],
+        help_text="Optional: a longer template for email. Empty: the message.",
+    )
+    urgent = models.BooleanField(default=False, help_text="Deliver even during the recipients' quiet hours.")
     send_sms = models.BooleanField("SMS", default=True)
     send_email = models.BooleanField("email", default=False)
+    fallback_to_other_channel = models.BooleanField(
+        "fall back to the contact's other channel",
+        default=False,
+        help_text="When an SMS fails for good (invalid number, landline, opted out), email that contact instead, "
+        "once per occurrence; and SMS a contact whose email address is refused.",
+    )
     recipients = models.ManyToManyField(Contact, related_name="alerts")
     timezone = TimeZoneField(
         default="UTC", help_text="Times of the schedule are read in this zone (IANA name), e.g. Europe/Paris."
@@ -179,6 +236,8 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "Failed"
     UNDELIVERED = "undelivered", "Undelivered"
     UNKNOWN = "unknown", "Unknown"
+    # Never attempted, on purpose (the contact opted out of SMS): the note says why.
+    SKIPPED = "skipped", "Skipped"
 
 
 class Delivery(models.Model):
@@ -202,6 +261,11 @@ class Delivery(models.Model):
     job = models.ForeignKey(
         "scheduler.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
+    # Set on a delivery made because the contact's delivery on the alert's own channel failed for good.
+    fallback_for = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks",
+        help_text="The delivery on the other channel that failed for good, which this one replaces.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     modified_at = models.DateTimeField(auto_now=True)
 

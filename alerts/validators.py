@@ -62,3 +62,12 @@ def validate_message_template(value: str) -> None:
         raise ValidationError(f"The message fails to render: {exc}", code="invalid_template") from None
     if not rendered.strip():
         raise ValidationError("The message renders to nothing.", code="empty_message")
+
+
+def validate_weekdays(value: str) -> None:
+    """Weekday numbers, each once: 0 Monday … 6 Sunday, e.g. ``01234``."""
+    if any(c not in "0123456" for c in value) or len(set(value)) != len(value):
+        raise ValidationError(
+            "Weekdays are the digits 0 (Monday) to 6 (Sunday), each once, e.g. 01234 for Monday to Friday.",
+            code="invalid_weekdays",
+        )

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from twilio.request_validator import RequestValidator
 
-from alerts import services
+from alerts import channel_health, services
 from alerts.delivery import ACK_SALT
 from alerts.models import Alert, AlertState
 from alerts.selectors import contact_by_phone
@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 ACK_LINK_MAX_AGE = 60 * 60 * 24 * 30
 ACK_WORDS = {"ACK", "OK", "ACKNOWLEDGE"}
+# Twilio's default opt-out, opt-in and help keywords: a message that is exactly one of them, in any case.
+OPT_OUT_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+OPT_IN_WORDS = {"START", "UNSTOP", "YES"}
+HELP_WORDS = {"HELP", "INFO"}
 
 
 @require_http_methods(["GET", "POST"])
@@ -71,18 +75,19 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     if not twilio_signature_is_valid(request):
         logger.warning("refused a status callback with a missing or wrong signature")
         return HttpResponseForbidden("invalid signature")
-    services.delivery_status_update(
-        provider_id=request.POST.get("MessageSid", ""),
-        status=request.POST.get("MessageStatus", ""),
-        error_code=request.POST.get("ErrorCode", ""),
-    )
+    provider_id, status = request.POST.get("MessageSid", ""), request.POST.get("MessageStatus", "")
+    error_code = request.POST.get("ErrorCode", "")
+    changed = services.delivery_status_update(provider_id=provider_id, status=status, error_code=error_code)
+    if changed and status in ("failed", "undelivered"):
+        channel_health.delivery_refused_after_sending(provider_id=provider_id, code=error_code)
     return HttpResponse(status=204)
 
 
 @csrf_exempt
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
-    """An SMS to our number: “ACK” acknowledges the last alert sent to that phone before it.
+    """An SMS to our number: “ACK” acknowledges the last alert sent to that phone before it; STOP / START
+    opt the phone out of SMS and back in; HELP gets ``SMS_HELP_TEXT``.
 
     Each message is remembered by its SID: a replayed request (the signature has no nonce) changes nothing
     and gets an empty answer, so that it also sends no reply SMS.
@@ -94,15 +99,27 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
     if not sid:
         return HttpResponseBadRequest("MessageSid is missing")
     sender, body = request.POST.get("From", ""), request.POST.get("Body", "")
+    word = body.strip().upper()
+    try:
+        phone = normalize_phone(sender)
+    except ValidationError:
+        phone = ""
     try:
         with transaction.atomic():
             message = services.inbound_sms_record(sid=sid, sender=sender, body=body)
-            if body.strip().upper() not in ACK_WORDS:
+            if word in OPT_OUT_WORDS:
+                # Twilio itself confirms and blocks the number; a reply of ours would be refused (21610).
+                channel_health.contact_sms_opt_out(phone=phone, source=f"reply {word} ({sid})", at=message.received_at)
+                return _twiml()
+            if word in OPT_IN_WORDS:
+                # Twilio confirms the opt-in itself; a second confirmation would cost a message for nothing.
+                channel_health.contact_sms_opt_in(phone=phone)
+                return _twiml()
+            if word in HELP_WORDS:
+                return _twiml(settings.SMS_HELP_TEXT)
+            if word not in ACK_WORDS:
                 return _twiml("Reply ACK to acknowledge the last alert we sent you.")
-            try:
-                contact = contact_by_phone(normalize_phone(sender))
-            except ValidationError:
-                contact = None
+            contact = contact_by_phone(phone) if phone else None
             alert = services.alert_acknowledge_by_reply(message=message, contact=contact) if contact else None
     except services.InboundReplay as exc:
         logger.warning("ignored a replayed inbound SMS: %s", exc)

@@ -5,10 +5,11 @@ from django.http import HttpRequest
 
 from api.models import ApiToken
 from api.tokens import api_token_create, api_token_revoke
+from scheduler.admin import CheckedActionsAdmin
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(CheckedActionsAdmin):
     """Adding a token shows it once, in the confirmation message; only its hash is kept."""
 
     list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
@@ -32,7 +33,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset) -> None:
         count = sum(api_token_revoke(token_id=pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

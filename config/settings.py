@@ -231,6 +231,14 @@ SMS_PER_SECOND_PER_NUMBER = env.float("SMS_PER_SECOND_PER_NUMBER", 0.0, minimum=
 # An SMS still waiting in Twilio's queue this long after it was handed over expires instead of arriving
 # late (Twilio's ValidityPeriod, 1-36000 s; 0: Twilio's default, 10 hours).
 SMS_VALIDITY_PERIOD_SECONDS = env.int("SMS_VALIDITY_PERIOD_SECONDS", 3600, minimum=0, maximum=36000)
+# The answer to an inbound HELP (or INFO): who is sending, and how to stop it. One SMS body at most.
+SMS_HELP_TEXT = env.str(
+    "SMS_HELP_TEXT",
+    "Alerts from our alerting service. Reply ACK to acknowledge the last alert, STOP to receive no more SMS, "
+    "START to receive them again.",
+).strip()
+if not SMS_HELP_TEXT or len(SMS_HELP_TEXT) > 1600:
+    raise ImproperlyConfigured("SMS_HELP_TEXT must be 1 to 1600 characters (Twilio's longest message body)")
 
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.url(

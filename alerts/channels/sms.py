@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 # Where Twilio posts the message's status changes (queued, sent, delivered, undelivered, failed).
 STATUS_CALLBACK_PATH = "/alerts/twilio/status"
 # Twilio's codes for a recipient that no retry will fix: 21211 the 'To' number is not a valid phone
-# number, 21614 the 'To' number is not a mobile number (cannot receive SMS).
-PERMANENT_TWILIO_CODES = frozenset({21211, 21614})
+# number, 21614 the 'To' number is not a mobile number (cannot receive SMS), 21610 the recipient replied
+# STOP (unsubscribed until it sends START).
+PERMANENT_TWILIO_CODES = frozenset({21211, 21614, 21610})
 # Trouble that passes in seconds: 20429 too many requests (also HTTP 429), 21611 the sender's queue is
 # full (Twilio queues a sender's messages beyond its rate, up to a limit), 30001 queue overflow. Retried
 # after a short jittered backoff, not after the alert's retry delay (an hour) meant for outages.

@@ -7,7 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from alerts.models import Alert, ScheduleKind
+from alerts.models import Alert, Contact, ScheduleKind
+from alerts.quiet_hours import quiet_until
 from scheduler.models import Job
 
 
@@ -25,3 +26,5 @@ def test_demo_creates_an_alert_of_each_kind_one_due_within_a_minute(settings):
     crontab = Alert.objects.get(schedule_kind=ScheduleKind.CRONTAB)
     assert crontab.next_due_at > timezone.now() + settings.ALERT_PLAN_AHEAD, "the planner will plan it in time"
     assert "local sink" in out.getvalue()
+    grace = Contact.objects.get(name="Grace (demo)")
+    assert quiet_until(grace, timezone.now()) is not None, "the demo shows a delivery waiting for quiet hours"

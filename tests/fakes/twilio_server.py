@@ -56,6 +56,7 @@ CODE_MESSAGES = {
     20429: ERRORS[429][1],
     21611: "This 'From' number has exceeded the maximum number of queued messages",
     30001: "Queue overflow",
+    21610: "Attempt to send to unsubscribed recipient",
 }
 
 
@@ -100,6 +101,7 @@ class FakeTwilio:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._script: deque[Scripted] = deque()
+        self._refused: dict[str, int] = {}
         self._failed = 0
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), _Handler)
@@ -134,6 +136,20 @@ class FakeTwilio:
         """Answer the next ``times`` message requests with this error, in Twilio's error JSON."""
         with self._lock:
             self._script.extend(Scripted(status, code, message) for _ in range(times))
+
+    def refuse_number(self, number: str, *, code: int = 21610) -> None:
+        """Refuse every message to ``number`` from now on with HTTP 400 and ``code`` (21610: it replied STOP)."""
+        with self._lock:
+            self._refused[number] = code
+
+    def accept_number(self, number: str) -> None:
+        """Stop refusing ``number`` (it replied START)."""
+        with self._lock:
+            self._refused.pop(number, None)
+
+    def _refusal(self, number: str) -> int | None:
+        with self._lock:
+            return self._refused.get(number)
 
     def hang_next(self, seconds: float, *, accept: bool = False) -> None:
         """Answer the next request only after ``seconds`` (make it longer than the client's timeout)."""
@@ -231,6 +247,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(fake, script.status, script.code, script.message)
         if not form.get("To") or not form.get("From") or not form.get("Body"):
             return self._error(fake, 400, 21604, "'To', 'From' and 'Body' are required.")
+        refusal = fake._refusal(form["To"])
+        if refusal is not None:
+            return self._error(fake, 400, refusal)
         self._json(201, _resource(fake, fake._accept(form)))
 
     def _list_messages(self, fake: FakeTwilio, account: str, query: str) -> None:

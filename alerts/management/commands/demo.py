@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.models import Alert, Contact, ScheduleKind
-from alerts.schedules import parse_relative
+from alerts.schedules import parse_relative, wall_clock
 
 PREFIX = "Demo: "
 
@@ -29,10 +30,18 @@ class Command(BaseCommand):
                 name="Ada (demo)",
                 defaults={"phone": "+14155550100", "email": "ada@example.com", "timezone": "Europe/London"},
             )
+            # Grace's quiet hours cover the next hour, wherever the demo runs: her SMS of the first alert waits
+            # in a job of its own until they end (see /jobs), while Ada gets hers at once.
+            grace_now = wall_clock(now, ZoneInfo("America/New_York"))
             grace, _ = Contact.objects.update_or_create(
                 name="Grace (demo)",
-                defaults={"phone": "+14155550101", "email": "grace@example.com", "timezone": "America/New_York"},
-            )
+                defaults={
+                    "phone": "+14155550101", "email": "grace@example.com", "timezone": "America/New_York",
+                    "quiet_start": (grace_now - timedelta(hours=1)).time().replace(second=0, microsecond=0),
+                    "quiet_end": (grace_now + timedelta(hours=1)).time().replace(second=0, microsecond=0),
+                    "quiet_days": "0123456",
+                },
+            )  # fmt: skip
             relative_spec = "+1 day at 09:00"
             specs = [
                 dict(
@@ -74,5 +83,8 @@ class Command(BaseCommand):
             "SMS go to Twilio" if settings.TWILIO_ACCOUNT_SID else "SMS go to the local sink (Twilio is not configured)"
         )
         self.stdout.write(
-            self.style.SUCCESS(f"Created {len(specs)} demo alerts; the first is due in 15 seconds. {sms}; see /jobs.")
+            self.style.SUCCESS(
+                f"Created {len(specs)} demo alerts; the first is due in 15 seconds (Grace's SMS waits for her "
+                f"quiet hours to end, in an hour). {sms}; see /jobs."
+            )
         )

@@ -1,17 +1,24 @@
-// Live preview of an alert's next occurrences while its schedule is edited; no build step.
+// Live previews while an alert is edited, no build step: its next occurrences (schedule) and its texts as
+// a recipient receives them, with the SMS's length, encoding and number of parts.
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("alert_form");
-  const target = document.getElementById("occurrence-preview");
-  if (!form || !target) return;
-  const previewPath = window.location.pathname.replace(/alerts\/alert\/.*$/, "alerts/alert/preview/");
+  if (!form) return;
+  const base = window.location.pathname.replace(/alerts\/alert\/.*$/, "alerts/alert/preview/");
+  const previews = [
+    { target: document.getElementById("occurrence-preview"), path: base },
+    { target: document.getElementById("message-preview"), path: `${base}message/` },
+  ].filter((preview) => preview.target);
+  if (!previews.length) return;
   let timer = null;
   const refresh = () => {
     const params = new URLSearchParams(new FormData(form));
     params.delete("csrfmiddlewaretoken");
-    fetch(`${previewPath}?${params}`, { credentials: "same-origin" })
-      .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
-      .then((html) => { target.innerHTML = html; })
-      .catch(() => { target.textContent = "Preview unavailable."; });
+    for (const { target, path } of previews) {
+      fetch(`${path}?${params}`, { credentials: "same-origin" })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => { target.innerHTML = html; })
+        .catch(() => { target.textContent = "Preview unavailable."; });
+    }
   };
   form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 300); });
   form.addEventListener("change", refresh);
