@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.twilio_server import FakeTwilio
@@ -35,3 +36,10 @@ def fake_smtp(settings) -> Iterator[FakeSmtp]:
         settings.EMAIL_USE_TLS = False
         settings.EMAIL_TIMEOUT = 5
         yield smtp
+
+
+@pytest.fixture
+def admin_client(client):
+    """A client logged in as a superuser."""
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+    return client

@@ -14,39 +14,12 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from alerts.models import Alert, AlertState, Contact, Occurrence, ScheduleKind
 from alerts.planner import alerts_plan_due
 from scheduler.models import Job, State
-from tests.alerts.factories import AlertFactory, ContactFactory
+from tests.alerts.admin_forms import alert_form, errors_of
+from tests.alerts.factories import AlertFactory
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
-    return client
-
-
-def alert_form(**overrides) -> dict:
-    contact = overrides.pop("contact", None) or ContactFactory()
-    data = {
-        "name": "Server room too hot",
-        "message": "Hi {{ contact.name }}, the server room is above 30°C.",
-        "send_sms": "on",
-        "recipients": [contact.pk],
-        "timezone": "Europe/Paris",
-        "schedule_kind": ScheduleKind.ONCE,
-        "send_at_0": "2026-11-22",
-        "send_at_1": "09:00",
-        "max_attempts": "24",
-        "retry_delay": "01:00:00",
-    }
-    data.update(overrides)
-    return data
-
-
-def errors_of(response) -> dict:
-    return response.context["adminform"].form.errors
 
 
 def test_a_phone_number_that_does_not_parse_is_a_form_error_naming_the_field(admin_client):

@@ -6,42 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from alerts.models import Alert, ScheduleKind
 from alerts.schedules import alert_due_times
+from tests.alerts.admin_forms import alert_form, errors_of
 from tests.alerts.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
-    return client
-
-
-def alert_form(**overrides) -> dict:
-    contact = overrides.pop("contact", None) or ContactFactory()
-    data = {
-        "name": "Server room too hot",
-        "message": "Hi {{ contact.name }}, the server room is above 30°C.",
-        "send_sms": "on",
-        "recipients": [contact.pk],
-        "timezone": "Europe/Paris",
-        "schedule_kind": ScheduleKind.ONCE,
-        "send_at_0": "2026-11-22",
-        "send_at_1": "09:00",
-        "max_attempts": "24",
-        "retry_delay": "01:00:00",
-    }
-    data.update(overrides)
-    return data
-
-
-def errors_of(response) -> dict:
-    return response.context["adminform"].form.errors
 
 
 # 02:30 in the second, repeated 02:00-03:00 of Berlin's autumn night (CET, UTC+1).
