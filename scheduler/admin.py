@@ -102,9 +102,7 @@ class JobAdmin(CheckedActionsAdmin):
         """Run now and cancel: the model's change permission, which the admin's own editing never uses."""
         return request.user.has_perm("scheduler.change_job")
 
-    @admin.action(
-        description="Run selected jobs now (waiting jobs) or retry them (failed jobs)", permissions=["operate"]
-    )
+    @admin.action(permissions=["operate"], description="Run selected jobs now (waiting) or retry them (failed)")
     def run_now(self, request, queryset) -> None:
         started = sum(services.job_run_now(job_id=pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{started} job(s) will run now.", messages.SUCCESS)
