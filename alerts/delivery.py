@@ -145,7 +145,8 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
     # One commit for the last outcome and the alert's completion (each commit waits for a WAL flush).
     with transaction.atomic():
         tally.record_sent()
-        alert_complete_if_done(alert=alert, finishing_job_id=job.id)
+        if not tally.unknown:  # a message that may not have gone out leaves the alert waiting for a resend
+            alert_complete_if_done(alert=alert, finishing_job_id=job.id)
     return tally.as_result()
 
 
@@ -187,7 +188,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     if not created and delivery.state == DeliveryState.SENDING:
         # An earlier attempt claimed it and never recorded the outcome: its worker died before or after the
         # provider call. Only the provider knows which.
-        if not _settle_interrupted(sender, delivery, occurrence, contact, tally):
+        if not _settle_interrupted(sender, delivery, occurrence, contact, tally, job_id=job.id):
             return
     elif not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
         tally.skipped += 1
@@ -243,7 +244,9 @@ def _held_by_sending_rate(sender, delivery: Delivery, body: str, contact: Contac
     return True
 
 
-def _settle_interrupted(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
+def _settle_interrupted(
+    sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally, *, job_id: int
+) -> bool:
     """Settle a delivery left ``sending`` by a dead worker; ``True`` if it must be sent (by this attempt).
 
     Found at the provider: sent, with its id. Provably absent: sent now, once. The provider cannot be
@@ -251,7 +254,10 @@ def _settle_interrupted(sender, delivery: Delivery, occurrence: Occurrence, cont
     duplicate. A channel that cannot be asked at all (email) marks it ``unknown`` for an operator.
     """
     if not sender.can_find_sent:
-        _record(delivery, DeliveryState.UNKNOWN, error="the worker stopped between claiming and recording")
+        # Kept with this job, whose page an operator resends it from (alerts/signals.py).
+        _record(
+            delivery, DeliveryState.UNKNOWN, error="the worker stopped between claiming and recording", job_id=job_id
+        )
         tally.unknown += 1
         return False
     try:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
+from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import Alert, Delivery, DeliveryState
 from scheduler.models import ACTIVE_STATES
 from scheduler.selectors import jobs_for_target
-from scheduler.services import job_cancel
+from scheduler.services import job_cancel, resend_requested
 
 
 @receiver(post_delete, sender=Alert)
 def forget_deleted_alert(sender, instance: Alert, **kwargs) -> None:
     for job_id in jobs_for_target(instance, states=ACTIVE_STATES).values_list("pk", flat=True):
         job_cancel(job_id=job_id, reason="the alert was deleted")
+
+
+@receiver(resend_requested)
+def resend_unknown_deliveries(sender, job_id: int, **kwargs) -> None:
+    """An operator read the job that needs attention and asked to resend: its deliveries of unknown
+    outcome (a worker died between claiming and recording, on a channel that cannot be asked) go out again."""
+    Delivery.objects.filter(job_id=job_id, state=DeliveryState.UNKNOWN).update(
+        state=DeliveryState.PENDING, note="resend requested by an operator", modified_at=timezone.now()
+    )

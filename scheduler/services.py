@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from scheduler import lifecycle, publishing
@@ -129,6 +130,11 @@ def job_mark_seen(*, job: Job) -> None:
         job.seen = True
 
 
+# Sent (with ``job_id``) inside the transaction that requeues a job needing attention: the app that owns
+# its body marks what the operator asked to resend (e.g. deliveries whose outcome was unknown).
+resend_requested = Signal()
+
+
 def job_run_now(*, job_id: int) -> bool:
     """Run a waiting job now instead of at its ETA, or give a failed job (or one that needs attention) one
     more attempt."""
@@ -137,7 +143,10 @@ def job_run_now(*, job_id: int) -> bool:
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.state in (State.FAILED, State.ATTENTION):
             message = "retry requested" if job.state == State.FAILED else "resend requested"
+            resend = job.state == State.ATTENTION
             changed = lifecycle.requeue(job, message=message, now=now)
+            if changed and resend:
+                resend_requested.send(sender=Job, job_id=job_id)
         else:
             changed = bool(
                 Job.objects.filter(

@@ -161,6 +161,21 @@ def test_an_email_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_resen
     assert job.state == State.ATTENTION and "may not have gone out" in job.status_message
 
 
+def test_resending_a_job_that_needs_attention_sends_its_unknown_email_once(fake_smtp):
+    alert = AlertFactory(send_sms=False, send_email=True)
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+    contact = alert.recipients.get()
+    Delivery.objects.create(
+        occurrence=occurrence, contact=contact, channel="email", address=contact.email, state=DeliveryState.SENDING
+    )
+    occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
+    assert only_job().wait(timeout=30).state == State.ATTENTION
+    assert job_run_now(job_id=only_job().pk), "the operator's Resend on the job page"
+    wait_until(lambda: only_job().state == State.SUCCEEDED, what="the resent attempt")
+    assert len(fake_smtp.messages) == 1
+    assert Delivery.objects.get().state == DeliveryState.SENT
+
+
 def retry_now(job: Job) -> Job:
     """Bring an hourly retry forward instead of waiting out the hour."""
     Job.objects.filter(pk=job.pk).update(eta=timezone.now())
