@@ -206,13 +206,19 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     except DeliveryError as exc:
         if exc.permanent:
             with transaction.atomic():
-                _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000])
+                _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000], error_code=str(exc.code or "")[:32])
                 delivery_failed_for_good(delivery=delivery, code=exc.code)
             tally.failed += 1
         else:
             # Back to pending, so that the next attempt sends it; the job's retry policy decides when.
             unanswered = delivery.unanswered_since or (attempt_started if exc.code == "read-timeout" else None)
-            _record(delivery, DeliveryState.PENDING, error=str(exc)[:2000], unanswered_since=unanswered)
+            _record(
+                delivery,
+                DeliveryState.PENDING,
+                error=str(exc)[:2000],
+                error_code=str(exc.code or "")[:32],
+                unanswered_since=unanswered,
+            )
             tally.retry.append(f"{contact.name}: {exc}")
             tally.retry_after.append(exc.retry_after)
         return

@@ -250,6 +250,9 @@ class Delivery(models.Model):
     address = models.CharField(max_length=254, blank=True, help_text="The phone number or email it went to.")
     provider_id = models.CharField(max_length=100, blank=True, help_text="Twilio's message SID, or Message-ID.")
     error = models.TextField(blank=True)
+    # The provider's own code for the last error (Twilio's 21211, an SMTP reply code, "read-timeout"): what
+    # the metrics count failures by.
+    error_code = models.CharField(max_length=32, blank=True)
     note = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Set when a send got no answer (a read timeout): the provider may have accepted the message, so the

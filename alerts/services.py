@@ -221,4 +221,5 @@ def delivery_status_update(*, provider_id: str, status: str, error_code: str = "
     values: dict[str, object] = {"state": state, "modified_at": timezone.now()}
     if error_code:
         values["error"] = f"Twilio error {error_code}"
+        values["error_code"] = error_code[:32]
     return bool(Delivery.objects.filter(provider_id=provider_id, state__in=replaces).update(**values))

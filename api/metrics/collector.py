@@ -85,6 +85,16 @@ class AlertingCollector(Collector):
             deliveries.add_metric(list(labels), n)
         yield deliveries
 
+        errors = GaugeMetricFamily(
+            "alerting_provider_errors_recent",
+            f"Deliveries of the last {WINDOW} whose last attempt failed, by the provider's code "
+            "(Twilio 21211, an SMTP reply code, read-timeout).",
+            labels=["channel", "code"],
+        )
+        for labels, n in sorted(reads.recent_provider_errors(now=now).items()):
+            errors.add_metric(list(labels), n)
+        yield errors
+
         lateness = reads.recent_delivery_lateness(now=now)
         histogram = GaugeHistogramMetricFamily(
             "alerting_delivery_lateness_seconds",

@@ -99,6 +99,14 @@ def recent_deliveries_by_state_channel(*, now: datetime) -> dict[tuple[str, str]
     return {(state, channel): n for state, channel, n in rows}
 
 
+def recent_provider_errors(*, now: datetime) -> dict[tuple[str, str], int]:
+    """Deliveries whose job changed in the last ``WINDOW`` and whose last attempt the provider refused or
+    did not answer, by channel and the provider's code."""
+    deliveries = Delivery.objects.filter(job_id__in=recent_jobs(state=None, now=now)).exclude(error_code="")
+    rows = deliveries.order_by().values_list("channel", "error_code").annotate(n=Count("id"))
+    return {(channel, code): n for channel, code, n in rows}
+
+
 def recent_delivery_lateness(*, now: datetime) -> list[float]:
     """Seconds from each occurrence's due time to the end of the job that handed it to the provider, for
     the deliveries accepted in the last ``WINDOW``. The job ends right after the provider's answer."""

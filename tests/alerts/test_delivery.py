@@ -74,6 +74,7 @@ def test_an_invalid_number_fails_at_once_without_a_retry(fake_twilio):
     assert not job.events.filter(kind=EventKind.RETRIED).exists()
     delivery = Delivery.objects.get()
     assert delivery.state == DeliveryState.FAILED and "21211" in delivery.error
+    assert delivery.error_code == "21211", "what the metrics count failures by"
     assert fake_twilio.messages == []
 
 

@@ -73,6 +73,17 @@ def test_the_metrics_count_jobs_deliveries_lateness_waiting_and_workers(client):
     Delivery.objects.create(
         occurrence=occurrence, contact=alert.recipients.get(), channel="sms", state="sent", job=sent
     )
+    refused = JobFactory(state=State.FAILED, modified_at=due, task_name="alerts.deliver_sms")
+    other = Occurrence.objects.create(alert=alert, scheduled_for=due - timedelta(minutes=1))
+    Delivery.objects.create(
+        occurrence=other,
+        contact=alert.recipients.get(),
+        channel="sms",
+        state="failed",
+        job=refused,
+        error="Twilio error 21211 (HTTP 400): invalid",
+        error_code="21211",
+    )
 
     metrics = scrape(client)
 
@@ -84,6 +95,7 @@ def test_the_metrics_count_jobs_deliveries_lateness_waiting_and_workers(client):
     assert metrics[("alerting_queue_jobs", (("queue", "sms"), ("state", "queued")))] == 1
     assert metrics[("alerting_retries_scheduled", ())] == 1
     assert metrics[("alerting_jobs_finished_recent", (("state", "failed"), ("task", "tests.echo")))] == 1
+    assert metrics[("alerting_provider_errors_recent", (("channel", "sms"), ("code", "21211")))] == 1
     assert metrics[("alerting_jobs_finished_recent", (("state", "succeeded"), ("task", "alerts.deliver_sms")))] == 1
     assert metrics[("alerting_deliveries_recent", (("channel", "sms"), ("state", "sent")))] == 1
     assert metrics[("alerting_delivery_lateness_seconds_bucket", (("le", "2.0"),))] == 0
