@@ -111,7 +111,8 @@ class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = [
-            "id", "name", "message", "send_sms", "send_email", "recipients", "timezone", "state",
+            "id", "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email",
+            "fallback_to_other_channel", "urgent", "recipients", "timezone", "state",
             "schedule_kind", "send_at", "relative_base", "relative_spec", "crontab", "interval_every",
             "interval_unit", "starts_at", "expires_at", "max_attempts", "retry_delay", "next_due_at",
             "created_at", "modified_at",
@@ -124,8 +125,21 @@ class AlertWriteSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=200)
     message = serializers.CharField(help_text="A Django template, e.g. “Hi {{ contact.name }}, …”.")
+    sms_text = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Optional SMS template; empty: the message."
+    )
+    email_subject = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=200, help_text="Optional; empty: the alert's name."
+    )
+    email_body = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Optional email template; empty: the message."
+    )
     send_sms = serializers.BooleanField(required=False, default=True)
     send_email = serializers.BooleanField(required=False, default=False)
+    fallback_to_other_channel = serializers.BooleanField(
+        required=False, default=False, help_text="Deliver by the contact's other channel when one fails for good."
+    )
+    urgent = serializers.BooleanField(required=False, default=False, help_text="Ignore the recipients' quiet hours.")
     recipients = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), max_length=1000, help_text="Contact ids."
     )

@@ -93,6 +93,22 @@ def test_a_patch_of_the_name_keeps_a_once_time_that_has_passed_since(api):
 
 
 @time_machine.travel(NOW, tick=False)
+def test_a_patch_keeps_the_channel_texts_and_options_it_does_not_name(api):
+    body = alert_body(sms_text="Short: {{ alert.name }}", email_subject="[hot] {{ alert.name }}", urgent=True,
+                      fallback_to_other_channel=True)  # fmt: skip
+    created = api.post("/api/v1/alerts/", body, format="json").json()
+    assert (created["sms_text"], created["urgent"], created["fallback_to_other_channel"]) == (
+        "Short: {{ alert.name }}", True, True,
+    )  # fmt: skip
+    response = api.patch(f"/api/v1/alerts/{created['id']}/", {"name": "Renamed"}, format="json")
+    assert response.status_code == 200, response.json()
+    alert = Alert.objects.get()
+    assert (alert.sms_text, alert.email_subject, alert.urgent, alert.fallback_to_other_channel) == (
+        "Short: {{ alert.name }}", "[hot] {{ alert.name }}", True, True,
+    )  # fmt: skip
+
+
+@time_machine.travel(NOW, tick=False)
 def test_a_patch_of_the_time_replans_the_occurrence(api):
     created = api.post("/api/v1/alerts/", alert_body(), format="json").json()
     response = api.patch(f"/api/v1/alerts/{created['id']}/", {"send_at": "2030-03-05T09:00"}, format="json")
