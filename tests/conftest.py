@@ -75,11 +75,14 @@ def point_app_at(url: str, transport_options: dict[str, Any]) -> None:
     the app), so the two pools it caches are dropped here by hand. kombu keeps the pools themselves in
     registries keyed by broker, so switching back finds the earlier pool still open.
     """
-    app._pool = None
-    app.amqp._producer_pool = None
+    # The new broker first, then the pools: a pool made meanwhile by another thread (the workers page asks
+    # the workers in the background) is then made for the new broker, never cached for the old one.
     app.conf.broker_url = url
     app.conf.broker_transport = broker_config.transport_class(url)
     app.conf.broker_transport_options = transport_options
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.control.mailbox.__dict__.pop("producer_pool", None)  # kombu caches the pool it was first given
 
 
 @contextmanager
