@@ -11,6 +11,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.utils import timezone
 
 from scheduler import lifecycle, publishing
@@ -37,6 +38,7 @@ class JobContext:
         self._lease_renewed = time.monotonic()
         self.summary = ""
         self.attention = ""
+        self.outcome_writes: list[Callable[[], object]] = []
 
     @property
     def target(self) -> Any:
@@ -81,6 +83,15 @@ class JobContext:
         """
         self.attention = reason[:500] or "needs attention"
 
+    def record_with_outcome(self, write: Callable[[], object]) -> None:
+        """Have ``write`` run in the transaction that records the job's outcome, once the body returns.
+
+        For the body's last records (a delivery's outcome, its alert's completion): one commit for them and
+        the job's state instead of one each. Not run if the body raises: what must be kept then, the body
+        writes itself before raising.
+        """
+        self.outcome_writes.append(write)
+
     def summarize(self, message: str) -> None:
         """The status message to show once the job succeeds; written with the outcome, not on its own."""
         self.summary = message[:500]
@@ -88,17 +99,6 @@ class JobContext:
 
 def _json_result(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-
-
-def claim(job_id: int, *, task_id: str, hostname: str, lease: timedelta) -> Job | None:
-    """Move the job to ``running`` if this message may start it; ``None`` if it may not.
-
-    Only the message of the current attempt (its task id) can claim, and only once: a duplicated or
-    stale message, or one for a cancelled job, finds no row to change.
-    """
-    if not lifecycle.claim(job_id, task_id=task_id, hostname=hostname, lease=lease):
-        return None
-    return Job.objects.get(pk=job_id)
 
 
 def run(
@@ -111,7 +111,9 @@ def run(
     lease: timedelta,
 ) -> State | None:
     """Run one attempt of ``job_id``; return the state it ended in, ``None`` if not claimed."""
-    job = claim(job_id, task_id=task_id, hostname=hostname, lease=lease)
+    # Only the message of the current attempt (its task id) can claim, and only once: a duplicated or
+    # stale message, or one for a cancelled job, finds no row to change.
+    job = lifecycle.claim(job_id, task_id=task_id, hostname=hostname, lease=lease)
     if job is None:
         logger.info("job %s: message %s claims nothing (cancelled, taken or stale)", job_id, task_id)
         return None
@@ -135,9 +137,12 @@ def run(
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
         return outcome.failed(exc, retryable=retryable, runtime=time.monotonic() - started)
     runtime = time.monotonic() - started
-    if context.attention:
-        return outcome.needs_attention(result, context.attention, runtime=runtime, summary=context.summary)
-    return outcome.succeeded(result, runtime=runtime, summary=context.summary)
+    with transaction.atomic():
+        for write in context.outcome_writes:
+            write()
+        if context.attention:
+            return outcome.needs_attention(result, context.attention, runtime=runtime, summary=context.summary)
+        return outcome.succeeded(result, runtime=runtime, summary=context.summary)
 
 
 class _Outcome:

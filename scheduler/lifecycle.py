@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, sql
 from django.utils import timezone
 
 from scheduler.models import ACTIVE_STATES, EventKind, Job, JobEvent, State
@@ -76,13 +76,37 @@ def transition(
     sources = tuple(sources)
     check_transition(sources, target)
     now = now or timezone.now()
-    with transaction.atomic():
-        updated = Job.objects.filter(pk=job_id, state__in=sources, **(when or {})).update(
-            state=target, modified_at=now, **changes
-        )
-        if updated and event is not None:
-            JobEvent.objects.create(job_id=job_id, kind=event, at=now, hostname=hostname, message=message[:500])
+    rows = Job.objects.filter(pk=job_id, state__in=sources, **(when or {}))
+    values = {"state": target, "modified_at": now, **changes}
+    if event is None:
+        return bool(rows.update(**values))
+    message = message[:500]
+    if connection.vendor == "postgresql":
+        return _update_with_event(rows, values, event=event, now=now, hostname=hostname, message=message)
+    with transaction.atomic(savepoint=False):
+        updated = rows.update(**values)
+        if updated:
+            JobEvent.objects.create(job_id=job_id, kind=event, at=now, hostname=hostname, message=message)
     return bool(updated)
+
+
+def _update_with_event(
+    rows, values: dict[str, Any], *, event: EventKind, now: datetime, hostname: str, message: str
+) -> bool:
+    """PostgreSQL: the conditional UPDATE and its event's INSERT as one statement, one round trip and one
+    commit (four round trips as a transaction: begin, update, insert, commit). The UPDATE is the one
+    ``QuerySet.update`` would run, compiled by Django."""
+    query = rows.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    update, params = query.get_compiler(rows.db).as_sql()
+    table = JobEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH changed AS ({update} RETURNING id) "
+            f"INSERT INTO {table} (job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed",
+            [*params, event, now, hostname, message],
+        )
+        return cursor.rowcount > 0
 
 
 def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: str = "") -> None:
@@ -93,25 +117,39 @@ def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: s
 # --- Claim and outcome of an attempt ---------------------------------------------------------------------
 
 
-def claim(job_id: int, *, task_id: str, hostname: str, lease: timedelta, now: datetime | None = None) -> bool:
-    """``queued``/``retrying`` -> ``running``, only for the message of the current attempt (its task id)."""
+def claim(job_id: int, *, task_id: str, hostname: str, lease: timedelta, now: datetime | None = None) -> Job | None:
+    """``queued``/``retrying`` -> ``running``, only for the message of the current attempt (its task id);
+    returns the claimed job, ``None`` if this message may not start it.
+
+    PostgreSQL: one statement, an ``UPDATE ... RETURNING`` the row with an ``INSERT`` of its ``started``
+    event, so a claim costs one round trip and one commit instead of five round trips (the change, its
+    event, the commit, then reading the row). SQLite: the change, then the row, in one transaction.
+    """
     now = now or timezone.now()
-    return transition(
-        job_id,
-        sources=(State.QUEUED, State.RETRYING),
-        target=State.RUNNING,
-        event=EventKind.STARTED,
-        hostname=hostname,
-        when={"celery_task_id": task_id, "published_at__isnull": False},
-        now=now,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        finished_at=None,
-        worker=hostname,
-        lease_expires_at=now + lease,
-        progress=None,
-        status_message="",
+    sources = (State.QUEUED, State.RETRYING)
+    changes = {"started_at": now, "finished_at": None, "worker": hostname, "lease_expires_at": now + lease,
+               "progress": None, "status_message": ""}  # fmt: skip
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            claimed = transition(
+                job_id, sources=sources, target=State.RUNNING, event=EventKind.STARTED, hostname=hostname,
+                when={"celery_task_id": task_id, "published_at__isnull": False}, now=now,
+                attempts=F("attempts") + 1, **changes,
+            )  # fmt: skip
+            return Job.objects.get(pk=job_id) if claimed else None
+    check_transition(sources, State.RUNNING)
+    changes.update(state=State.RUNNING, modified_at=now)
+    job, event = Job._meta.db_table, JobEvent._meta.db_table
+    assignments = ", ".join(f"{column} = %s" for column in changes)
+    rows = Job.objects.raw(
+        f"WITH claimed AS (UPDATE {job} SET {assignments}, attempts = attempts + 1 "
+        "WHERE id = %s AND state IN (%s, %s) AND celery_task_id = %s AND published_at IS NOT NULL RETURNING *), "
+        f"started AS (INSERT INTO {event} (job_id, kind, at, hostname, message) "
+        "SELECT id, %s, %s, %s, '' FROM claimed) "
+        "SELECT * FROM claimed",
+        [*changes.values(), job_id, *sources, task_id, EventKind.STARTED, now, hostname],
     )
+    return next(iter(rows), None)
 
 
 def _end_attempt(

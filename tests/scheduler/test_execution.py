@@ -15,7 +15,7 @@ from scheduler import publishing
 from scheduler.models import EventKind, Job, State
 from tests.conftest import wait_until
 from tests.testapp.models import BodyRun
-from tests.testapp.tasks import broken, echo, flaky, no_longer_needed, unsure
+from tests.testapp.tasks import broken, echo, flaky, no_longer_needed, records_with_outcome, unsure
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -119,3 +119,13 @@ def test_a_body_can_end_its_job_as_needing_attention_instead_of_succeeded():
     assert job.result == {"done": 0}
     assert job.status_message == "1 delivery may not have gone out (done 0 of 1)"
     assert kinds(job)[-1] == EventKind.ATTENTION
+
+
+def test_a_write_asked_for_with_the_outcome_is_committed_with_it_and_only_on_success():
+    done = records_with_outcome.enqueue(False)
+    failed = records_with_outcome.enqueue(True)
+    done.wait(timeout=20)
+    failed.wait(timeout=20)
+    assert (done.state, failed.state) == (State.SUCCEEDED, State.FAILED)
+    assert BodyRun.objects.filter(job_id=done.pk, attempt=0).count() == 1
+    assert not BodyRun.objects.filter(job_id=failed.pk).exists(), "a body that raised must not have its writes made"

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scheduler.lifecycle import TRANSITIONS, IllegalTransition, cancel_all, check_transition, transition
+from scheduler.lifecycle import TRANSITIONS, IllegalTransition, cancel_all, check_transition, claim, transition
 from scheduler.models import FINAL_STATES, EventKind, Job, State
 from tests.factories import JobFactory
 
@@ -72,6 +72,28 @@ def test_extra_conditions_guard_the_update():
     )
     assert stale is False
     assert Job.objects.get(pk=job.pk).state == State.QUEUED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("source", [State.QUEUED, State.RETRYING])
+def test_a_claim_returns_the_running_job_with_its_started_event_once_and_only_for_its_message(source):
+    job = JobFactory(state=source, celery_task_id="current", published_at=timezone.now(), attempts=1)
+    assert claim(job.pk, task_id="earlier", hostname="w1", lease=timedelta(minutes=5)) is None
+    claimed = claim(job.pk, task_id="current", hostname="w1", lease=timedelta(minutes=5))
+    assert claimed is not None and claimed.pk == job.pk
+    assert (claimed.state, claimed.attempts, claimed.worker) == (State.RUNNING, 2, "w1")
+    assert claimed.lease_expires_at - claimed.started_at == timedelta(minutes=5)
+    assert claimed == Job.objects.get(pk=job.pk) and claimed.args == job.args
+    assert list(job.events.values_list("kind", "hostname")) == [(EventKind.STARTED, "w1")]
+    assert claim(job.pk, task_id="current", hostname="w2", lease=timedelta(minutes=5)) is None, "claimed twice"
+    assert job.events.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_unpublished_job_cannot_be_claimed():
+    job = JobFactory(state=State.QUEUED, celery_task_id="current", published_at=None)
+    assert claim(job.pk, task_id="current", hostname="w1", lease=timedelta(minutes=5)) is None
+    assert Job.objects.get(pk=job.pk).state == State.QUEUED and not job.events.exists()
 
 
 @pytest.mark.django_db

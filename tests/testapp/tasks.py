@@ -111,3 +111,12 @@ def unsure(job, reason):
     job.summarize("done 0 of 1")
     job.needs_attention(reason)
     return {"done": 0}
+
+
+@tracked_task(name="tests.records_with_outcome")
+def records_with_outcome(job, then_raise):
+    """Leaves a row to be written with its outcome (attempt 0 marks it), then returns or raises."""
+    job.record_with_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=0, pid=os.getpid()))
+    if then_raise:
+        raise ValueError("the body failed after asking for a write with its outcome")
+    return "done"
