@@ -52,7 +52,7 @@ class Tally:
     # Per retry: seconds until it can help (a full queue, a held slot), or None for the alert's delay.
     retry_after: list[float | None] = field(default_factory=list)
     # The last sent delivery whose outcome is not written yet: written before the next provider call, or
-    # with the alert's completion in one commit.
+    # with the job's outcome in one commit.
     unrecorded: tuple[Delivery, dict[str, object]] | None = None
 
     def record_sent(self) -> None:
@@ -142,11 +142,11 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
     job.summarize(summary)
     if tally.unknown:
         job.needs_attention(f"{tally.unknown} {channel} delivery(ies) may not have gone out: check, resend or settle")
-    # One commit for the last outcome and the alert's completion (each commit waits for a WAL flush).
-    with transaction.atomic():
-        tally.record_sent()
-        if not tally.unknown:  # a message that may not have gone out leaves the alert waiting for a resend
-            alert_complete_if_done(alert=alert, finishing_job_id=job.id)
+    # The last outcome and the alert's completion are committed with the job's own (each commit waits for
+    # a WAL flush); a message that may not have gone out leaves the alert waiting for a resend.
+    job.record_with_outcome(tally.record_sent)
+    if not tally.unknown:
+        job.record_with_outcome(lambda: alert_complete_if_done(alert=alert, finishing_job_id=job.id))
     return tally.as_result()
 
 

@@ -57,8 +57,10 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
     """
     if recipients is None:
         recipients = alert.recipients.count()
-    with transaction.atomic():
-        occurrence, _ = Occurrence.objects.get_or_create(alert=alert, scheduled_for=scheduled_for)
+    # Within a caller's transaction (send now, the planner's batch) a savepoint would only cost round trips:
+    # nothing here is retried after a failure, which fails the caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
+        occurrence = _occurrence_at(alert, scheduled_for)
         for channel in alert.channels:
             DELIVERY_TASKS[channel].enqueue_with(
                 args=[occurrence.pk],
@@ -69,6 +71,16 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
                 max_attempts=alert.max_attempts,
                 retry_delay=alert.retry_delay,
             )
+    return occurrence
+
+
+def _occurrence_at(alert: Alert, scheduled_for: datetime) -> Occurrence:
+    """The alert's occurrence at that time, created if new: one ``INSERT ... ON CONFLICT`` statement that
+    returns the row's id either way (get_or_create takes a SELECT, a savepoint, an INSERT and a release)."""
+    occurrence = Occurrence(alert=alert, scheduled_for=scheduled_for)
+    Occurrence.objects.bulk_create(
+        [occurrence], update_conflicts=True, unique_fields=["alert", "scheduled_for"], update_fields=["scheduled_for"]
+    )
     return occurrence
 
 
