@@ -262,9 +262,12 @@ CELERY_RESULT_BACKEND = "config.celery:NoResultBackend"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Task events let Flower and `celery events` follow the workers.
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events (a message to the broker at each send, receipt, start and end of every task) are for Flower
+# and `celery events`; the job rows already record all of it. Off by default, as in Celery: they cost a
+# tracked delivery more CPU than its own engine writes. Flower switches workers' events on by itself
+# (`enable_events`); CELERY_TASK_EVENTS=true sends them from the start, "task-sent" included.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=False)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 # ETA messages fire within a tenth of a second of their time instead of within a second.
 CELERY_WORKER_TIMER_PRECISION = 0.1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
