@@ -225,6 +225,12 @@ def _resource(fake: FakeTwilio, message: ReceivedMessage) -> dict[str, object]:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeTwilio/1.0"
+    # Keep-alive, as Twilio's API: a client sends message after message over one connection, instead of
+    # paying a TCP connect per message (HTTP/1.0, http.server's default). Every answer has a Content-Length.
+    protocol_version = "HTTP/1.1"
+    # An answer goes out in two writes (headers, body): without TCP_NODELAY the body waits for the client's
+    # delayed ACK of the headers, 40 ms per message on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:  # the name http.server dispatches to
         fake: FakeTwilio = self.server.fake  # type: ignore[attr-defined]
