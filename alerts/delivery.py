@@ -5,7 +5,7 @@ conditional UPDATE before the provider is called, and the call happens outside a
 worker dies between the claim and the record, the row stays ``sending``; the next attempt (after the
 sweep recovers the job) asks the provider whether it has the message: found, it is recorded as sent;
 absent, it is sent; the provider unreachable, the job tries again later. A channel that cannot be asked
-(email) marks it ``unknown`` instead of sending again: a possibly-duplicated message is worse than a
+(email, webhook) marks it ``unknown`` instead of sending again: a possibly-duplicated message is worse than a
 possibly-missed one that an operator can see and resend.
 """
 

@@ -72,7 +72,8 @@ class Transport:
 
     ``send`` returns once the provider has accepted the message, or raises ``DeliveryError``. It must be
     called outside any transaction that records the outcome: if that commit failed after the provider
-    accepted, a retry would deliver twice.
+    accepted, a retry would deliver twice. ``body`` is the text as a person reads it (with the
+    acknowledgement link); ``envelope`` carries what a structured channel sends besides it.
     """
 
     name: ClassVar[str] = ""
