@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.delivery import ACK_SALT
-from alerts.models import AlertState, Contact, Delivery, DeliveryState
+from alerts.models import AlertState, Contact, Delivery, DeliveryState, Occurrence
+from alerts.planner import occurrence_enqueue
 from scheduler import publishing
 from scheduler.models import EventKind, Job, State
 from tests.alerts.factories import AlertFactory, ContactFactory
@@ -167,3 +168,16 @@ def test_in_quiet_hours_a_webhook_waits_like_the_other_channels_then_goes_to_the
     assert waiting.wait(timeout=30).state == State.SUCCEEDED, waiting.errors
     [request] = receiver.requests
     assert request.signature_valid and Delivery.objects.get().state == DeliveryState.SENT
+
+
+def test_a_webhook_left_sending_by_a_dead_worker_becomes_unknown_and_is_not_resent(ada, receiver):
+    """A receiver cannot be asked what it got: as for email, an operator decides (README, "Webhook channel")."""
+    alert = webhook_alert(ada)
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+    Delivery.objects.create(occurrence=occurrence, contact=ada, channel="webhook", address=ada.webhook_url,
+                            state=DeliveryState.SENDING)  # fmt: skip
+    occurrence_enqueue(alert=alert, scheduled_for=occurrence.scheduled_for)
+    job = Job.objects.get().wait(timeout=30)
+    assert job.state == State.ATTENTION and "may not have gone out" in job.status_message
+    assert Delivery.objects.get().state == DeliveryState.UNKNOWN
+    assert receiver.requests == []
