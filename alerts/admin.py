@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import admin, messages
 from django.db.models import Count
@@ -48,12 +48,18 @@ class SmsOptOutFilter(admin.SimpleListFilter):
 
 @admin.register(Contact)
 class ContactAdmin(CheckedActionsAdmin):
-    list_display = ("name", "phone", "email", "timezone", "is_active", "sms_opt_out", "quiet_hours")
+    list_display = ("name", "phone", "email", "webhook", "timezone", "is_active", "sms_opt_out", "quiet_hours")
     list_filter = ("is_active", SmsOptOutFilter, TimezoneInUseFilter)
-    search_fields = ("name", "phone", "email")
-    # Set only by the phone itself (STOP, or Twilio's 21610): an admin may clear it, not invent it.
-    readonly_fields = ("sms_opted_out_at", "sms_opt_out_source")
-    actions = ["clear_sms_opt_out"]
+    search_fields = ("name", "phone", "email", "webhook_url")
+    # Set only by the phone itself (STOP, or Twilio's 21610): an admin may clear it, not invent it. The
+    # webhook secret is generated, and replaced only by the rotate action.
+    readonly_fields = ("sms_opted_out_at", "sms_opt_out_source", "webhook_secret")
+    actions = ["clear_sms_opt_out", "rotate_webhook_secret"]
+
+    @admin.display(description="webhook", ordering="webhook_url")
+    def webhook(self, contact: Contact) -> str:
+        # The host only: the path of a chat's incoming webhook is its credential.
+        return urlsplit(contact.webhook_url).hostname or "—"
 
     @admin.display(description="SMS opt-out", ordering="sms_opted_out_at")
     def sms_opt_out(self, contact: Contact) -> str:
@@ -76,6 +82,16 @@ class ContactAdmin(CheckedActionsAdmin):
             request,
             f"Cleared the SMS opt-out of {count} contact(s). Twilio keeps refusing a number that replied STOP "
             "until it replies START; if it refuses again (error 21610), the contact is opted out again.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Rotate the webhook signing secret of selected contacts", permissions=["change"])
+    def rotate_webhook_secret(self, request, queryset) -> None:
+        count = channel_health.contacts_webhook_secret_rotate(contacts=queryset)
+        self.message_user(
+            request,
+            f"Gave {count} contact(s) a new webhook signing secret. Their receivers refuse the next webhooks "
+            "until they are given the new one (shown on each contact's page).",
             messages.SUCCESS,
         )
 
@@ -104,7 +120,7 @@ def _due_times_html(alert: Alert, times) -> str:
 class AlertAdmin(CheckedActionsAdmin):
     form = AlertForm
     list_display = ("name", "state", "schedule_kind", "channel_list", "recipient_count", "next_due", "jobs_link")
-    list_filter = ("state", "schedule_kind", "send_sms", "send_email")
+    list_filter = ("state", "schedule_kind", "send_sms", "send_email", "send_webhook")
     search_fields = ("name", "message")
     filter_horizontal = ("recipients",)
     readonly_fields = ("state", "next_occurrences", "links", "message_preview")
@@ -116,7 +132,7 @@ class AlertAdmin(CheckedActionsAdmin):
                 "fields": (
                     "name",
                     "message",
-                    ("send_sms", "send_email"),
+                    ("send_sms", "send_email", "send_webhook"),
                     "fallback_to_other_channel",
                     "urgent",
                     "recipients",

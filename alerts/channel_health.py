@@ -1,5 +1,6 @@
 """Channel health: SMS opt-out (STOP / START replies, Twilio's 21610), skipping those who opted out,
-holding deliveries during quiet hours, and falling back to a contact's other channel when one fails for good.
+holding deliveries during quiet hours, falling back to a contact's other channel when one fails for good, and
+rotating a contact's webhook signing secret.
 
 Opting out belongs to the phone number, not to one contact row: Twilio refuses every message to a number
 that replied STOP, whoever we think owns it, so every contact with that number is opted out (and back in).
@@ -15,7 +16,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alerts.models import Alert, AlertState, Channel, Contact, Delivery, DeliveryState, Occurrence
+from alerts import channels
+from alerts.models import Alert, AlertState, Channel, Contact, Delivery, DeliveryState, Occurrence, new_webhook_secret
 from alerts.planner import occurrence_job_key
 from alerts.quiet_hours import describe, quiet_until
 from alerts.tasks import DELIVERY_TASKS
@@ -61,6 +63,14 @@ def contacts_sms_opt_out_clear(*, contacts: QuerySet[Contact]) -> int:
     return contacts.filter(sms_opted_out_at__isnull=False).update(sms_opted_out_at=None, sms_opt_out_source="")
 
 
+def contacts_webhook_secret_rotate(*, contacts: QuerySet[Contact]) -> int:
+    """Give each of ``contacts`` a new webhook signing secret (the old one stops working at once); return how many."""
+    rotated = 0
+    for pk in contacts.values_list("pk", flat=True):
+        rotated += Contact.objects.filter(pk=pk).update(webhook_secret=new_webhook_secret())
+    return rotated
+
+
 def recipient_skip_reason(contact: Contact, channel: str) -> str | None:
     """Why ``contact`` must get nothing on ``channel``, or ``None`` if it may."""
     if channel == Channel.SMS and contact.sms_opted_out_at is not None:
@@ -78,7 +88,7 @@ def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, chann
     reason = recipient_skip_reason(contact, channel)
     if reason is None:
         return False
-    address = contact.phone if channel == Channel.SMS else contact.email
+    address = channels.get(channel).address(contact)
     with transaction.atomic():
         delivery, created = Delivery.objects.get_or_create(
             occurrence=occurrence,
@@ -126,7 +136,7 @@ def delivery_wait_for_quiet_hours(
     """
     alert = occurrence.alert
     until = describe(contact, end)
-    address = contact.phone if channel == Channel.SMS else contact.email
+    address = channels.get(channel).address(contact)
     with transaction.atomic():
         waiting = DELIVERY_TASKS[channel].enqueue_with(
             args=[occurrence.pk],
@@ -178,9 +188,11 @@ def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
     contact has no address there, or when it must not get that channel either. Returns the new row.
     """
     alert = delivery.occurrence.alert
-    other = OTHER_CHANNEL[delivery.channel]
+    other = OTHER_CHANNEL.get(delivery.channel)
+    if other is None:  # a webhook has no other channel to fall back to
+        return None
     contact = delivery.contact
-    address = contact.phone if other == Channel.SMS else contact.email
+    address = channels.get(other).address(contact)
     if not alert.fallback_to_other_channel or other in alert.channels or not address or not contact.is_active:
         return None
     if recipient_skip_reason(contact, other) is not None:

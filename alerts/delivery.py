@@ -5,13 +5,14 @@ conditional UPDATE before the provider is called, and the call happens outside a
 worker dies between the claim and the record, the row stays ``sending``; the next attempt (after the
 sweep recovers the job) asks the provider whether it has the message: found, it is recorded as sent;
 absent, it is sent; the provider unreachable, the job tries again later. A channel that cannot be asked
-(email) marks it ``unknown`` instead of sending again: a possibly-duplicated message is worse than a
+(email, webhook) marks it ``unknown`` instead of sending again: a possibly-duplicated message is worse than a
 possibly-missed one that an operator can see and resend.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from alerts import channels
 from alerts.channel_health import delivery_failed_for_good, delivery_hold
-from alerts.channels.base import DeliveryChannel, DeliveryError
+from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope
 from alerts.messages import channel_text, email_subject
 from alerts.models import Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
@@ -81,9 +82,24 @@ def _message_text(occurrence: Occurrence, contact: Contact, channel: str) -> str
     return channel_text(occurrence.alert, contact=contact, channel=channel)
 
 
-def _compose(occurrence: Occurrence, contact: Contact, channel: str) -> str:
+def delivery_uuid(delivery: Delivery) -> str:
+    """The delivery's id for receivers: the same on every attempt, and unlike the row's number, not reused
+    by another installation or after the database is recreated."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{settings.PUBLIC_BASE_URL}/deliveries/{delivery.pk}/"
+                                              f"{delivery.created_at.isoformat()}"))  # fmt: skip
+
+
+def _compose(delivery: Delivery, occurrence: Occurrence, contact: Contact, channel: str) -> tuple[str, Envelope]:
+    """The message's body (its text and the acknowledgement link) and its envelope."""
+    text = _message_text(occurrence, contact, channel)
     link = acknowledgement_url(alert_id=occurrence.alert_id, contact_id=contact.pk)
-    return f"{_message_text(occurrence, contact, channel)}\n\nAcknowledge: {link}"
+    alert = occurrence.alert
+    envelope = Envelope(
+        delivery_id=delivery_uuid(delivery), alert_id=alert.pk, alert_name=alert.name, urgent=alert.urgent,
+        occurrence_id=occurrence.pk, scheduled_for=occurrence.scheduled_for, contact_id=contact.pk,
+        contact_name=contact.name, text=text, acknowledge_url=link, signing_secret=contact.webhook_secret,
+    )  # fmt: skip
+    return f"{text}\n\nAcknowledge: {link}", envelope
 
 
 def _claim(delivery: Delivery, job_id: int) -> bool:
@@ -198,11 +214,11 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     try:
         if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
             return
-        body = _compose(occurrence, contact, channel.name)
+        body, envelope = _compose(delivery, occurrence, contact, channel.name)
         if _held_by_sending_rate(sender, delivery, body, contact, tally):
             return
         tally.record_sent()  # the previous recipient's outcome, before the next provider call
-        sent = sender.send(to=delivery.address, body=body, subject=subject)
+        sent = sender.send(to=delivery.address, body=body, subject=subject, envelope=envelope)
     except DeliveryError as exc:
         if exc.permanent:
             with transaction.atomic():

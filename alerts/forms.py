@@ -39,7 +39,7 @@ class AlertForm(forms.ModelForm):
     class Meta:
         model = Alert
         fields = [
-            "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email",
+            "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email", "send_webhook",
             "fallback_to_other_channel", "urgent", "recipients", *SCHEDULE_FIELDS, "max_attempts", "retry_delay",
         ]  # fmt: skip
         field_classes = {name: LocalDateTimeField for name in LOCAL_FIELDS}
@@ -60,8 +60,8 @@ class AlertForm(forms.ModelForm):
         for name in LOCAL_FIELDS:
             if isinstance(data.get(name), datetime) and timezone.is_naive(data[name]):
                 data[name] = schedules.resolve_local(data[name], tz)
-        if not data.get("send_sms") and not data.get("send_email"):
-            self.add_error("send_sms", "Choose at least one channel: SMS, email or both.")
+        if not (data.get("send_sms") or data.get("send_email") or data.get("send_webhook")):
+            self.add_error("send_sms", "Choose at least one channel: SMS, email or webhook.")
         kind = data.get("schedule_kind")
         now = timezone.now()
         check = {

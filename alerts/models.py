@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -14,6 +15,11 @@ from alerts import schedules, validators
 from alerts.schedules import ScheduleKind
 
 
+def new_webhook_secret() -> str:
+    """A contact's webhook signing secret: 256 random bits, prefixed so that a leaked one is recognisable."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
 class Contact(models.Model):
     name = models.CharField(max_length=200)
     phone = validators.PhoneNumberField(
@@ -22,6 +28,23 @@ class Contact(models.Model):
         help_text="In international form, e.g. +44 20 7946 0958; stored as E.164 (+442079460958).",
     )
     email = models.EmailField(blank=True)
+    webhook_url = models.CharField(
+        "webhook URL",
+        max_length=500,
+        blank=True,
+        validators=[validators.validate_webhook_url],
+        help_text="Alerts on the webhook channel are POSTed here as signed JSON, "
+        "e.g. https://hooks.example.com/alerts.",
+    )
+    # Not editable: generated, shown read-only, replaced by the admin's "rotate" action. Each contact has its
+    # own, so that one leaked receiver cannot forge another's alerts.
+    webhook_secret = models.CharField(
+        "webhook signing secret",
+        max_length=100,
+        default=new_webhook_secret,
+        editable=False,
+        help_text="The key of the X-Alerting-Signature HMAC on each webhook POST; the receiver checks it.",
+    )
     timezone = TimeZoneField(default="UTC", help_text="IANA name, e.g. Europe/Paris.")
     is_active = models.BooleanField(default=True, help_text="Inactive contacts receive nothing.")
     # Set by a STOP reply or by Twilio's error 21610; cleared by START or by an admin. While set, the contact
@@ -83,6 +106,7 @@ class IntervalUnit(models.TextChoices):
 class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
 
 
 class Alert(models.Model):
@@ -113,6 +137,9 @@ class Alert(models.Model):
     urgent = models.BooleanField(default=False, help_text="Deliver even during the recipients' quiet hours.")
     send_sms = models.BooleanField("SMS", default=True)
     send_email = models.BooleanField("email", default=False)
+    send_webhook = models.BooleanField(
+        "webhook", default=False, help_text="POST to each recipient's webhook URL (recipients without one get none)."
+    )
     fallback_to_other_channel = models.BooleanField(
         "fall back to the contact's other channel",
         default=False,
@@ -172,7 +199,8 @@ class Alert(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(send_sms=True) | models.Q(send_email=True), name="alert_has_a_channel"
+                condition=models.Q(send_sms=True) | models.Q(send_email=True) | models.Q(send_webhook=True),
+                name="alert_has_a_channel",
             ),
         ]
         indexes = [
@@ -189,7 +217,8 @@ class Alert(models.Model):
 
     @property
     def channels(self) -> list[str]:
-        return [c for c, on in ((Channel.SMS, self.send_sms), (Channel.EMAIL, self.send_email)) if on]
+        chosen = ((Channel.SMS, self.send_sms), (Channel.EMAIL, self.send_email), (Channel.WEBHOOK, self.send_webhook))
+        return [c for c, on in chosen if on]
 
     @property
     def is_recurring(self) -> bool:
@@ -247,8 +276,14 @@ class Delivery(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=8, choices=Channel.choices)
     state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
-    address = models.CharField(max_length=254, blank=True, help_text="The phone number or email it went to.")
-    provider_id = models.CharField(max_length=100, blank=True, help_text="Twilio's message SID, or Message-ID.")
+    address = models.CharField(
+        max_length=500, blank=True, help_text="The phone number, email address or webhook URL it went to."
+    )
+    provider_id = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Twilio's message SID, the email's Message-ID, or the webhook's delivery id.",
+    )
     error = models.TextField(blank=True)
     # The provider's own code for the last error (Twilio's 21211, an SMTP reply code, "read-timeout"): what
     # the metrics count failures by.

@@ -1,6 +1,8 @@
-"""Validation of what admins type: phone numbers and message templates."""
+"""Validation of what admins type: phone numbers, webhook URLs and message templates."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -32,6 +34,32 @@ class PhoneNumberField(models.CharField):
         if not value:
             return value
         return normalize_phone(value)
+
+
+WEBHOOK_URL_EXAMPLE = "e.g. https://hooks.example.com/alerts"
+
+
+def validate_webhook_url(value: str) -> None:
+    """An http or https URL with a host.
+
+    Not Django's ``URLValidator``: it refuses a host name without a dot, and a relay running beside the
+    service is often reached by one (``http://relay:8080/hook`` on a Compose network). Whether the host may
+    be a private address is decided when sending (``WEBHOOK_ALLOW_PRIVATE_NETWORKS``): a name can resolve
+    to another address by then.
+    """
+    if any(c.isspace() for c in value):
+        raise ValidationError(f"A webhook URL has no spaces or line breaks, {WEBHOOK_URL_EXAMPLE}.", code="invalid_url")
+    try:
+        parts = urlsplit(value)
+        host, _port = parts.hostname, parts.port  # reading the port checks it
+    except ValueError as exc:
+        raise ValidationError(f"This is not a valid URL ({exc}), {WEBHOOK_URL_EXAMPLE}.", code="invalid_url") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError(
+            f"A webhook URL starts with https:// (or http://), {WEBHOOK_URL_EXAMPLE}.", code="invalid_url_scheme"
+        )
+    if not host:
+        raise ValidationError(f"The webhook URL has no host, {WEBHOOK_URL_EXAMPLE}.", code="invalid_url")
 
 
 class _SampleContact:

@@ -69,9 +69,14 @@ class ContactSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Contact
-        fields = ["id", "name", "phone", "email", "timezone", "is_active", "created_at"]
-        read_only_fields = ["id", "created_at"]
-        extra_kwargs = {"phone": {"help_text": "International form, e.g. +44 20 7946 0958; stored as E.164."}}
+        fields = [
+            "id", "name", "phone", "email", "webhook_url", "webhook_secret", "timezone", "is_active", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["id", "webhook_secret", "created_at"]
+        extra_kwargs = {
+            "phone": {"help_text": "International form, e.g. +44 20 7946 0958; stored as E.164."},
+            "webhook_secret": {"help_text": "Generated: the key of the X-Alerting-Signature HMAC on webhook POSTs."},
+        }
 
     def _validated_instance(self, instance: Contact, attrs: dict) -> Contact:
         for name, value in attrs.items():
@@ -112,7 +117,7 @@ class AlertSerializer(serializers.ModelSerializer):
         model = Alert
         fields = [
             "id", "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email",
-            "fallback_to_other_channel", "urgent", "recipients", "timezone", "state",
+            "send_webhook", "fallback_to_other_channel", "urgent", "recipients", "timezone", "state",
             "schedule_kind", "send_at", "relative_base", "relative_spec", "crontab", "interval_every",
             "interval_unit", "starts_at", "expires_at", "max_attempts", "retry_delay", "next_due_at",
             "created_at", "modified_at",
@@ -136,6 +141,9 @@ class AlertWriteSerializer(serializers.Serializer):
     )
     send_sms = serializers.BooleanField(required=False, default=True)
     send_email = serializers.BooleanField(required=False, default=False)
+    send_webhook = serializers.BooleanField(
+        required=False, default=False, help_text="POST to each recipient's webhook URL as signed JSON."
+    )
     fallback_to_other_channel = serializers.BooleanField(
         required=False, default=False, help_text="Deliver by the contact's other channel when one fails for good."
     )

@@ -388,7 +388,8 @@ class Stack:
 
     def _queue_names(self) -> list[str]:
         prefix = f"{self.tag}-"
-        names = [f"{prefix}{name}" for name in os.environ.get("JOB_QUEUES", "default,sms,email,maintenance").split(",")]
+        queues = os.environ.get("JOB_QUEUES", "default,sms,email,webhook,maintenance")
+        names = [f"{prefix}{name}" for name in queues.split(",")]
         return [name.strip() for name in names]
 
     def _delete_queues(self) -> None:

@@ -240,6 +240,15 @@ SMS_HELP_TEXT = env.str(
 if not SMS_HELP_TEXT or len(SMS_HELP_TEXT) > 1600:
     raise ImproperlyConfigured("SMS_HELP_TEXT must be 1 to 1600 characters (Twilio's longest message body)")
 
+# --- Webhooks ----------------------------------------------------------------------------------------
+# A receiver that does not accept the connection, or answer, within this many seconds is treated as down:
+# the delivery is retried (an unanswered POST is sent again with the same delivery id).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Whether a contact's webhook may point at a loopback, private or link-local address (an intranet chat bot,
+# a relay beside the service). Off, each POST first resolves the host and refuses such addresses, so that
+# whoever may edit contacts cannot make the workers call the internal network (a cloud's metadata service).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", True)
+
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.url(
     "CELERY_BROKER_URL",
@@ -273,7 +282,7 @@ CELERY_WORKER_TIMER_PRECISION = 0.1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-JOB_QUEUES = env.list("JOB_QUEUES", ["default", "sms", "email", "maintenance"])
+JOB_QUEUES = env.list("JOB_QUEUES", ["default", "sms", "email", "webhook", "maintenance"])
 # Prefixed to the queues' names on the broker, so that deployments (or test runs) can share one broker.
 JOB_QUEUE_PREFIX = env.str("JOB_QUEUE_PREFIX", "")
 JOB_BROKER_QUEUES = {name: f"{JOB_QUEUE_PREFIX}{name}" for name in JOB_QUEUES}

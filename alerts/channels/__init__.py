@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from alerts.channels import email, sms
-from alerts.channels.base import DeliveryChannel, DeliveryError, SentMessage, Transport
+from alerts.channels import email, sms, webhook
+from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope, SentMessage, Transport
 from alerts.channels.email import DjangoEmail, email_channel
 from alerts.channels.ratelimit import reserve_send_slot
 from alerts.channels.sms import LocalSmsSink, TwilioSms, sms_channel, twilio_configured
+from alerts.channels.webhook import Webhook, webhook_channel
 
 registry: dict[str, DeliveryChannel] = {}
 
@@ -34,13 +35,14 @@ def get(name: str) -> DeliveryChannel:
         raise LookupError(f"no delivery channel named {name!r} (registered: {', '.join(registry)})") from None
 
 
-for _module in (sms, email):
+for _module in (sms, email, webhook):
     register(_module.CHANNEL)
 
 __all__ = [
     "DeliveryChannel",
     "DeliveryError",
     "DjangoEmail",
+    "Envelope",
     "LocalSmsSink",
     "SentMessage",
     "Transport",
@@ -52,4 +54,6 @@ __all__ = [
     "reserve_send_slot",
     "sms_channel",
     "twilio_configured",
+    "webhook_channel",
+    "Webhook",
 ]

@@ -37,6 +37,27 @@ class DeliveryError(Exception):
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """What a delivery knows about its message besides the text: what a receiver that files alerts (the
+    webhook) needs, and the text channels ignore.
+
+    ``delivery_id`` is the same on every attempt of one delivery, so that a receiver can drop a repeat.
+    """
+
+    delivery_id: str
+    alert_id: int
+    alert_name: str
+    urgent: bool
+    occurrence_id: int
+    scheduled_for: datetime
+    contact_id: int
+    contact_name: str
+    text: str  # the message, without the acknowledgement link the body ends with
+    acknowledge_url: str
+    signing_secret: str
+
+
+@dataclass(frozen=True)
 class SentMessage:
     """What the provider accepted: its id for the message (Twilio's SID, the email's Message-ID)."""
 
@@ -51,7 +72,8 @@ class Transport:
 
     ``send`` returns once the provider has accepted the message, or raises ``DeliveryError``. It must be
     called outside any transaction that records the outcome: if that commit failed after the provider
-    accepted, a retry would deliver twice.
+    accepted, a retry would deliver twice. ``body`` is the text as a person reads it (with the
+    acknowledgement link); ``envelope`` carries what a structured channel sends besides it.
     """
 
     name: ClassVar[str] = ""
@@ -59,7 +81,7 @@ class Transport:
     # be sent again once the provider says it does not have it.
     can_find_sent: ClassVar[bool] = False
 
-    def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
+    def send(self, *, to: str, body: str, subject: str = "", envelope: Envelope | None = None) -> SentMessage:
         raise NotImplementedError
 
     def reserve(self, *, body: str) -> float:

@@ -8,7 +8,7 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.core.mail import EmailMessage, make_msgid
 
-from alerts.channels.base import DeliveryChannel, DeliveryError, SentMessage, Transport
+from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope, SentMessage, Transport
 
 
 def email_channel() -> Transport:
@@ -34,7 +34,7 @@ class DjangoEmail(Transport):
     def __init__(self, *, from_email: str = "") -> None:
         self.from_email = from_email
 
-    def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
+    def send(self, *, to: str, body: str, subject: str = "", envelope: Envelope | None = None) -> SentMessage:
         from_email = self.from_email or settings.DEFAULT_FROM_EMAIL
         # Our own Message-ID, so the delivery record can name the message. Django would make one too, but
         # with the machine's FQDN (a DNS lookup on first use) and without telling us which.

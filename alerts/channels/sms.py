@@ -16,7 +16,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from alerts.channels.base import DeliveryChannel, DeliveryError, SentMessage, Transport
+from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope, SentMessage, Transport
 from alerts.channels.ratelimit import reserve_send_slot, sms_segments
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class TwilioSms(Transport):
             return 0.0
         return reserve_send_slot(self.from_number, per_second=self.per_second, segments=sms_segments(body))
 
-    def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
+    def send(self, *, to: str, body: str, subject: str = "", envelope: Envelope | None = None) -> SentMessage:
         # The subject has no place in an SMS: every segment costs money, so it is not prepended.
         try:
             message = self.client.messages.create(
@@ -254,7 +254,7 @@ class LocalSmsSink(Transport):
         found = SmsSinkMessage.objects.filter(to=to, body__startswith=body_start, created_at__gte=since).first()
         return None if found is None else f"sink-{found.pk}"
 
-    def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
+    def send(self, *, to: str, body: str, subject: str = "", envelope: Envelope | None = None) -> SentMessage:
         # Imported here, so that importing the channels never needs the app registry to be ready.
         from alerts.models import SmsSinkMessage
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from alerts import channels
-from alerts.channels import DeliveryChannel, SentMessage, Transport
+from alerts.channels import DeliveryChannel, Envelope, SentMessage, Transport
 from alerts.models import Delivery, DeliveryState, Occurrence
 from alerts.tasks import DELIVERY_TASKS, delivery_task
 from scheduler.models import State
@@ -19,7 +19,7 @@ class Pager(Transport):
 
     sent: list[tuple[str, str]] = []  # noqa: RUF012  (shared on purpose: the worker builds its own instance)
 
-    def send(self, *, to: str, body: str, subject: str = "") -> SentMessage:
+    def send(self, *, to: str, body: str, subject: str = "", envelope: Envelope | None = None) -> SentMessage:
         Pager.sent.append((to, body))
         return SentMessage(provider_id=f"page-{len(Pager.sent)}")
 
@@ -34,10 +34,12 @@ def test_the_projects_channels_are_registered_with_their_field_queue_and_task():
     assert {name: (c.contact_field, c.queue) for name, c in channels.registry.items() if name != "pager"} == {
         "sms": ("phone", "sms"),
         "email": ("email", "email"),
+        "webhook": ("webhook_url", "webhook"),
     }
     assert {name: (task.name, task.queue) for name, task in DELIVERY_TASKS.items()} == {
         "sms": ("alerts.deliver_sms", "sms"),
         "email": ("alerts.deliver_email", "email"),
+        "webhook": ("alerts.deliver_webhook", "webhook"),
     }
 
 

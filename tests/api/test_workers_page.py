@@ -56,10 +56,10 @@ def test_a_real_worker_is_shown_with_its_queues_pool_and_concurrency(ops_client,
         return (snapshot, found[0]) if found else None
 
     snapshot, info = wait_until(answered, what="the worker's answer to inspect")
-    assert info.queues == sorted(["default", "sms", "email", "maintenance"])
+    assert info.queues == sorted(["default", "sms", "email", "webhook", "maintenance"])
     assert info.pool == "TaskPool"
     assert info.concurrency == 2
-    assert snapshot.queue_depths == {"default": 0, "email": 0, "maintenance": 0, "sms": 0}
+    assert snapshot.queue_depths == {"default": 0, "email": 0, "maintenance": 0, "sms": 0, "webhook": 0}
     page = ops_client.get("/jobs/workers/").content.decode()
     assert worker.hostname in page
     assert 'class="queue-depth">0<' in page

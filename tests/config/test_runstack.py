@@ -114,7 +114,7 @@ def test_compose_and_supervisord_run_the_workers_make_run_runs():
     """The benchmark measures runstack's workers; docker-compose and supervisord must ship the same."""
     from config.management.commands.runstack import worker_commands
 
-    queues = {name: name for name in ("default", "sms", "email", "maintenance")}
+    queues = {name: name for name in ("default", "sms", "email", "webhook", "maintenance")}
     commands = worker_commands(queues=queues, state_dir=Path("/var/lib/celery")).values()
     shipped = sorted(_worker_shape(argv) for argv in commands)
     compose = re.findall(r"command: (celery -A config worker .*)", (BASE_DIR / "docker-compose.yml").read_text())

@@ -30,7 +30,7 @@ class Command(BaseCommand):
             "--concurrency", type=int, default=None, help="Processes of the CPU worker (default: one per core)."
         )
         parser.add_argument(
-            "--io-threads", type=int, default=IO_THREADS, help="Threads of the sms/email worker (default 32)."
+            "--io-threads", type=int, default=IO_THREADS, help="Threads of the sms/email/webhook worker (default 32)."
         )
         parser.add_argument("--stop-wait", type=float, default=30.0, help="Seconds to wait for a warm stop.")
 
@@ -87,8 +87,8 @@ class Command(BaseCommand):
         self.stdout.write("All stopped.")
 
 
-# The queues whose tasks mostly wait on a provider's answer (Twilio: 100-400 ms, SMTP: more).
-IO_QUEUES = ("sms", "email")
+# The queues whose tasks mostly wait on a provider's answer (Twilio: 100-400 ms, SMTP and webhooks: more).
+IO_QUEUES = ("sms", "email", "webhook")
 IO_THREADS = 32
 
 
@@ -103,8 +103,8 @@ def worker_commands(
 ) -> dict[str, list[str]]:
     """The workers the service runs, by name: the one definition `make run` and the benchmark share.
 
-    A delivery spends nearly all its time waiting on the provider, so the ``sms`` and ``email`` queues go
-    to a worker with Celery's threads pool, where waiting costs a thread, not a process; the CPU-bound
+    A delivery spends nearly all its time waiting on the provider, so the ``sms``, ``email`` and ``webhook``
+    queues go to a worker with Celery's threads pool, where waiting costs a thread, not a process; the CPU-bound
     queues (``default``, ``maintenance``) to a prefork worker with a process per core. ``queues`` maps each
     logical queue to its broker name (``settings.JOB_BROKER_QUEUES``). Each worker keeps its own state
     file (revoked task ids): two workers cannot share one.
