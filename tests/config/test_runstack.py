@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from config.management.commands.runstack import worker_commands
 from tests.conftest import wait_until
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -91,7 +92,8 @@ def test_the_stack_serves_delivers_the_demo_and_ctrl_c_leaves_no_process(tmp_pat
             what="the demo's first alert to reach the SMS sink",
         )
         started = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", log.read_text()))
-        assert sorted(started) == ["beat", "web", "worker-cpu", "worker-io"]
+        workers = worker_commands(queues={"sms": "sms", "default": "default"}, state_dir=tmp_path)
+        assert sorted(started) == sorted(["beat", "web", *workers]) and "worker-io" in workers
         pids = [int(pid) for pid in started.values()]
     finally:
         stack.send_signal(signal.SIGINT)
@@ -112,13 +114,28 @@ def _worker_shape(argv: list[str]) -> tuple[str, str, str]:
 
 def test_compose_and_supervisord_run_the_workers_make_run_runs():
     """The benchmark measures runstack's workers; docker-compose and supervisord must ship the same."""
-    from config.management.commands.runstack import worker_commands
-
     queues = {name: name for name in ("default", "sms", "email", "webhook", "maintenance")}
-    commands = worker_commands(queues=queues, state_dir=Path("/var/lib/celery")).values()
+    # docker-compose.yml and supervisord.conf are written for a host of two cores: two threads workers.
+    commands = worker_commands(queues=queues, state_dir=Path("/var/lib/celery"), io_processes=2).values()
     shipped = sorted(_worker_shape(argv) for argv in commands)
     compose = re.findall(r"command: (celery -A config worker .*)", (BASE_DIR / "docker-compose.yml").read_text())
     supervisord = (BASE_DIR / "deploy/supervisord.conf").read_text()
-    supervisor = re.findall(r"exec \S+/celery -A config worker ([^']*)'", supervisord)
+    programs = re.findall(r"exec \S+/celery -A config worker ([^']*)'\n(?:;.*\n)*(?:numprocs=(\d+))?", supervisord)
+    supervisor = [command for command, copies in programs for _ in range(int(copies or 1))]
     assert sorted(_worker_shape(command.split()) for command in compose) == shipped
     assert sorted(_worker_shape(command.split()) for command in supervisor) == shipped
+
+
+def test_one_threads_worker_per_core_each_with_its_own_state_file_and_host_name(monkeypatch):
+    from config.management.commands.runstack import IO_PROCESSES_MAX
+
+    queues = {name: name for name in ("default", "sms", "email", "webhook", "maintenance")}
+    for cores, expected in ((1, 1), (2, 2), (64, IO_PROCESSES_MAX)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        commands = worker_commands(queues=queues, state_dir=Path("/state"))
+        io = [argv for name, argv in commands.items() if name.startswith("worker-io")]
+        assert len(io) == expected
+        options = [dict(arg.split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg) for argv in io]
+        assert len({o["--statedb"] for o in options}) == len({o["--hostname"] for o in options}) == expected
+        assert {o["--pool"] for o in options} == {"threads"}
+        assert {o["--queues"] for o in options} == {"sms,email,webhook"}

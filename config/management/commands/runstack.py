@@ -30,11 +30,18 @@ class Command(BaseCommand):
             "--concurrency", type=int, default=None, help="Processes of the CPU worker (default: one per core)."
         )
         parser.add_argument(
-            "--io-threads", type=int, default=IO_THREADS, help="Threads of the sms/email/webhook worker (default 32)."
+            "--io-threads", type=int, default=IO_THREADS, help="Threads of each sms/email/webhook worker (default 16)."
         )
+        parser.add_argument(
+            "--io-processes", type=int, default=None,
+            help=f"sms/email/webhook workers (default: one per core, at most {IO_PROCESSES_MAX}).",
+        )  # fmt: skip
         parser.add_argument("--stop-wait", type=float, default=30.0, help="Seconds to wait for a warm stop.")
 
-    def handle(self, *args, addr: str, concurrency: int | None, io_threads: int, stop_wait: float, **options) -> None:
+    def handle(
+        self, *args, addr: str, concurrency: int | None, io_threads: int, io_processes: int | None, stop_wait: float,
+        **options,
+    ) -> None:  # fmt: skip
         if broker.is_embedded(settings.CELERY_BROKER_URL):
             broker.reset_control_bindings(settings.EMBEDDED_BROKER_DIR)
         python = sys.executable
@@ -45,6 +52,7 @@ class Command(BaseCommand):
                 state_dir=settings.VAR_DIR,
                 concurrency=concurrency,
                 io_threads=io_threads,
+                io_processes=io_processes,
             ),
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "--pidfile="],
         }
@@ -89,7 +97,10 @@ class Command(BaseCommand):
 
 # The queues whose tasks mostly wait on a provider's answer (Twilio: 100-400 ms, SMTP and webhooks: more).
 IO_QUEUES = ("sms", "email", "webhook")
-IO_THREADS = 32
+# A threads worker runs Python on one core at a time (the GIL), and a tracked delivery costs a few
+# milliseconds of it: one threads worker per core, 16 threads each (32 on two cores, as one worker had).
+IO_THREADS = 16
+IO_PROCESSES_MAX = 4
 
 
 def worker_commands(
@@ -98,14 +109,16 @@ def worker_commands(
     state_dir: Path,
     concurrency: int | None = None,
     io_threads: int = IO_THREADS,
+    io_processes: int | None = None,
     app: str = "config",
     loglevel: str = "INFO",
 ) -> dict[str, list[str]]:
     """The workers the service runs, by name: the one definition `make run` and the benchmark share.
 
     A delivery spends nearly all its time waiting on the provider, so the ``sms``, ``email`` and ``webhook``
-    queues go to a worker with Celery's threads pool, where waiting costs a thread, not a process; the CPU-bound
-    queues (``default``, ``maintenance``) to a prefork worker with a process per core. ``queues`` maps each
+    queues go to workers with Celery's threads pool (``io_processes`` of them, ``io_threads`` each), where
+    waiting costs a thread, not a process; the CPU-bound queues (``default``, ``maintenance``) to a
+    prefork worker with a process per core. ``queues`` maps each
     logical queue to its broker name (``settings.JOB_BROKER_QUEUES``). Each worker keeps its own state
     file (revoked task ids): two workers cannot share one.
     """
@@ -113,10 +126,11 @@ def worker_commands(
     io = [broker_name for name, broker_name in queues.items() if name in IO_QUEUES]
     cpu = [broker_name for name, broker_name in queues.items() if name not in IO_QUEUES]
     commands = {}
-    if io:
-        commands["worker-io"] = [
+    for number in range(1, (io_processes or min(os.cpu_count() or 2, IO_PROCESSES_MAX)) + 1) if io else ():
+        name = "worker-io" if number == 1 else f"worker-io-{number}"
+        commands[name] = [
             *celery, "--pool=threads", f"--concurrency={io_threads}", f"--queues={','.join(io)}",
-            f"--statedb={Path(state_dir) / 'worker-io.state'}", "--hostname=io@%h",
+            f"--statedb={Path(state_dir) / f'{name}.state'}", f"--hostname={name.removeprefix('worker-')}@%h",
         ]  # fmt: skip
     commands["worker-cpu"] = [
         *celery, "--pool=prefork", f"--concurrency={concurrency or os.cpu_count() or 2}",
