@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from alerts.escalation import NO_STAGE, Stage, stage_channels
 from alerts.models import Alert, AlertState, Channel, Contact, Delivery, DeliveryState, Occurrence
 from alerts.planner import occurrence_job_key
 from alerts.quiet_hours import describe, quiet_until
@@ -69,7 +70,9 @@ def recipient_skip_reason(contact: Contact, channel: str) -> str | None:
     return None
 
 
-def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, channel: str, job_id: int) -> bool:
+def delivery_skip_if_unwanted(
+    *, occurrence: Occurrence, contact: Contact, channel: str, job_id: int, stage: Stage = NO_STAGE
+) -> bool:
     """Record the delivery as ``skipped`` if the contact must not get it; ``True`` if it was skipped.
 
     Only a delivery not attempted yet (new, or pending) is skipped: one already sent stays sent, and one
@@ -84,6 +87,7 @@ def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, chann
             occurrence=occurrence,
             contact=contact,
             channel=channel,
+            **stage.delivery_fields,
             defaults={"address": address, "state": DeliveryState.SKIPPED, "note": reason[:200], "job_id": job_id},
         )
         if not created:
@@ -104,19 +108,23 @@ class Held:
     reason: str
 
 
-def delivery_hold(*, job, occurrence: Occurrence, contact: Contact, channel: str) -> Held | None:
+def delivery_hold(
+    *, job, occurrence: Occurrence, contact: Contact, channel: str, stage: Stage = NO_STAGE
+) -> Held | None:
     """Whether this delivery must not be made now, and why; ``None`` to deliver it."""
-    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id):
+    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id, stage=stage):
         return Held(skipped=True, reason="")
     alert = occurrence.alert
     end = None if alert.urgent else quiet_until(contact, timezone.now())
     if end is None:
         return None
-    return delivery_wait_for_quiet_hours(job=job, occurrence=occurrence, contact=contact, channel=channel, end=end)
+    return delivery_wait_for_quiet_hours(
+        job=job, occurrence=occurrence, contact=contact, channel=channel, end=end, stage=stage
+    )
 
 
 def delivery_wait_for_quiet_hours(
-    *, job, occurrence: Occurrence, contact: Contact, channel: str, end: datetime
+    *, job, occurrence: Occurrence, contact: Contact, channel: str, end: datetime, stage: Stage = NO_STAGE
 ) -> Held | None:
     """Keep the delivery pending and give it a job of its own at the end of the contact's quiet hours.
 
@@ -130,10 +138,11 @@ def delivery_wait_for_quiet_hours(
     with transaction.atomic():
         waiting = DELIVERY_TASKS[channel].enqueue_with(
             args=[occurrence.pk],
-            kwargs={"contact_id": contact.pk},
+            kwargs={"contact_id": contact.pk, **stage.job_kwargs},
             eta=end,
             target=alert,
-            unique_key=f"{occurrence_job_key(occurrence.pk, channel)}:contact:{contact.pk}:after:{end:%Y%m%dT%H%M%S}",
+            unique_key=f"{occurrence_job_key(occurrence.pk, channel, stage)}:contact:{contact.pk}"
+            f":after:{end:%Y%m%dT%H%M%S}",
             label=f"{alert.name} · {channel} · {contact.name} after quiet hours (until {until})",
             max_attempts=alert.max_attempts,
             retry_delay=alert.retry_delay,
@@ -146,6 +155,7 @@ def delivery_wait_for_quiet_hours(
             occurrence=occurrence,
             contact=contact,
             channel=channel,
+            **stage.delivery_fields,
             defaults={"address": address, "state": DeliveryState.PENDING, "note": note},
         )
         if not created and not Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING).update(
@@ -180,16 +190,18 @@ def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
     alert = delivery.occurrence.alert
     other = OTHER_CHANNEL[delivery.channel]
     contact = delivery.contact
+    stage = Stage.of(delivery)
     address = contact.phone if other == Channel.SMS else contact.email
-    if not alert.fallback_to_other_channel or other in alert.channels or not address or not contact.is_active:
+    if not alert.fallback_to_other_channel or other in stage_channels(alert, stage) or not address:
         return None
-    if recipient_skip_reason(contact, other) is not None:
+    if not contact.is_active or recipient_skip_reason(contact, other) is not None:
         return None
     with transaction.atomic():
         fallback, created = Delivery.objects.get_or_create(
             occurrence=delivery.occurrence,
             contact=contact,
             channel=other,
+            **stage.delivery_fields,
             defaults={
                 "address": address,
                 "state": DeliveryState.PENDING,
@@ -204,9 +216,9 @@ def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
         Alert.objects.filter(pk=alert.pk, state=AlertState.COMPLETED).update(state=AlertState.ACTIVE)
         DELIVERY_TASKS[other].enqueue_with(
             args=[delivery.occurrence_id],
-            kwargs={"contact_id": contact.pk},
+            kwargs={"contact_id": contact.pk, **stage.job_kwargs},
             target=alert,
-            unique_key=f"{occurrence_job_key(delivery.occurrence_id, other)}:contact:{contact.pk}",
+            unique_key=f"{occurrence_job_key(delivery.occurrence_id, other, stage)}:contact:{contact.pk}",
             label=f"{alert.name} · {other} · fallback to {contact.name}",
             max_attempts=alert.max_attempts,
             retry_delay=alert.retry_delay,
