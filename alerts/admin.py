@@ -96,7 +96,6 @@ class EscalationStepInline(admin.TabularInline):
     formset = EscalationStepFormSet
     extra = 0
     min_num = 1
-    validate_min = True
     ordering = ("position",)
 
 
