@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db.models import ProtectedError
+from django.utils import timezone
 
-from alerts.models import Alert, EscalationPolicy, ScheduleKind
+from alerts.models import Alert, EscalationPolicy, Occurrence, ScheduleKind
 from scheduler.models import Job
 from tests.alerts.admin_forms import alert_form, errors_of
 from tests.alerts.factories import AlertFactory, ContactFactory, escalation_policy
@@ -158,3 +161,22 @@ def test_the_api_acknowledge_says_when_no_occurrence_waits(admin_client):
     response = admin_client.post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
     assert response.status_code == 409
     assert response.json()["detail"] == f"“{alert.name}” has no occurrence waiting for an acknowledgement."
+
+
+def test_the_api_acknowledges_the_latest_occurrence_of_a_recurring_alert(admin_client):
+    policy = escalation_policy({"notify_alert_recipients": True})
+    alert = AlertFactory(
+        schedule_kind=ScheduleKind.CRONTAB, crontab="0 9 * * *", send_at=None, escalation_policy=policy
+    )
+    older = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now() - timedelta(days=1))
+    latest = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now() - timedelta(minutes=2))
+
+    response = admin_client.post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
+    assert response.status_code == 200, response.content
+    assert response.json()["alert"]["state"] == "active"
+    latest.refresh_from_db()
+    older.refresh_from_db()
+    assert latest.acknowledged_by == "api:root" and older.acknowledged_at is None
+
+    again = admin_client.post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
+    assert again.status_code == 409

@@ -185,3 +185,55 @@ def test_a_step_whose_policy_lost_it_aborts_saying_so(fake_twilio):
     assert run_now(second).state == State.ABORTED
     assert second.status_message == "the escalation policy has no step 2 any more"
     assert len(fake_twilio.messages) == 1
+
+
+def test_a_step_in_quiet_hours_waits_and_an_acknowledgement_meanwhile_stops_it(fake_twilio, admin_client):
+    now = timezone.now()
+    ada = ContactFactory(
+        name="Ada",
+        phone="+14155550240",
+        quiet_start=(now - timedelta(hours=1)).time(),
+        quiet_end=(now + timedelta(hours=1)).time(),
+    )
+    bob = ContactFactory(name="Bob", phone="+14155550241")
+    alert = AlertFactory(recipients=[ada, bob], escalation_policy=escalation_policy({"notify_alert_recipients": True}))
+    occurrence = occurrence_enqueue(alert=alert, scheduled_for=now)
+    [step] = step_jobs()
+    assert step.wait(timeout=30).state == State.SUCCEEDED, step.errors
+    assert sent_to(fake_twilio) == [bob.phone]
+
+    waiting = Job.objects.get(unique_key__contains=f":contact:{ada.pk}:after:")
+    assert waiting.unique_key.startswith(f"occurrence:{occurrence.pk}:sms:round:1:step:1:contact:")
+    assert waiting.kwargs == {"contact_id": ada.pk, "escalation_round": 1, "escalation_step": 1}
+    response = admin_client.post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
+    assert response.status_code == 200, response.content
+
+    assert run_now(waiting).state == State.ABORTED
+    assert waiting.status_message.startswith("occurrence acknowledged by api:root at ")
+    assert sent_to(fake_twilio) == [bob.phone]
+    assert Delivery.objects.get(contact=ada).state == DeliveryState.PENDING, "never sent"
+
+
+def test_a_step_falls_back_to_email_within_its_own_step(fake_twilio, fake_smtp):
+    fake_twilio.fail_next(status=400, code=21211)
+    ada = ContactFactory(name="Ada", email="ada@example.com")
+    alert = AlertFactory(
+        recipients=[ada],
+        fallback_to_other_channel=True,
+        escalation_policy=escalation_policy({"notify_alert_recipients": True}, repeat=1),
+    )
+    occurrence = occurrence_enqueue(alert=alert, scheduled_for=timezone.now())
+    first, second = step_jobs()
+    assert first.wait(timeout=30).state == State.FAILED
+    fallback = Job.objects.get(unique_key__endswith=f":contact:{ada.pk}")
+    assert fallback.unique_key == f"occurrence:{occurrence.pk}:email:round:1:step:1:contact:{ada.pk}"
+    assert fallback.wait(timeout=30).state == State.SUCCEEDED, fallback.errors
+    [email] = fake_smtp.messages
+    assert email.rcpt_tos == ["ada@example.com"]
+
+    assert run_now(second).state == State.SUCCEEDED, "round 2 tries the SMS again, as a step of its own"
+    assert sorted(Delivery.objects.values_list("channel", "escalation_round", "state")) == [
+        ("email", 1, DeliveryState.SENT),
+        ("sms", 1, DeliveryState.FAILED),
+        ("sms", 2, DeliveryState.SENT),
+    ]
