@@ -83,8 +83,12 @@ def _enqueue_walk(alert: Alert, occurrence: Occurrence) -> None:
     plan = policy_plan(policy, occurrence.scheduled_for)
     if not plan:
         # The form refuses a policy without steps; its steps may have been deleted since.
-        logger.error("alert %s: its escalation policy %s has no step, occurrence %s notifies nobody",
-                     alert.pk, policy.pk, occurrence.pk)  # fmt: skip
+        logger.error(
+            "alert %s: its escalation policy %s has no step, occurrence %s notifies nobody",
+            alert.pk,
+            policy.pk,
+            occurrence.pk,
+        )
     steps = len({planned.stage.step for planned in plan})
     for planned in plan:
         for channel in planned.channels:
