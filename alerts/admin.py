@@ -350,6 +350,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "occurrence_time",
         "contact",
         "channel",
+        "escalation",
         "state",
         "provider_id",
         "attempts",
@@ -363,6 +364,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="occurrence", ordering="occurrence__scheduled_for")
     def occurrence_time(self, delivery: Delivery) -> str:
         return format_html("{} at {}", delivery.occurrence.alert, timetag(delivery.occurrence.scheduled_for))
+
+    @admin.display(description="escalation", ordering="escalation_step")
+    def escalation(self, delivery: Delivery) -> str:
+        if not delivery.escalation_step:
+            return "—"
+        return f"round {delivery.escalation_round}, step {delivery.escalation_step}"
 
     @admin.display(description="job")
     def job_link(self, delivery: Delivery) -> str:

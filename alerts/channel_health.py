@@ -182,10 +182,11 @@ def delivery_failed_for_good(*, delivery: Delivery, code: object) -> None:
 def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
     """Deliver ``delivery``'s occurrence to its contact on the other channel instead, if its alert says so.
 
-    Once: the fallback is a delivery row of the other channel for that occurrence and contact, which is
-    unique, and a job of its own (unique per occurrence, channel and contact) that delivers to that contact
-    only. Nothing when the alert uses the other channel anyway (the contact gets it already), when the
-    contact has no address there, or when it must not get that channel either. Returns the new row.
+    Once: the fallback is a delivery row of the other channel for that occurrence and contact (and
+    escalation step), which is unique, and a job of its own (unique per occurrence, channel, step and
+    contact) that delivers to that contact only. Nothing when the alert (or the step) uses the other channel
+    anyway (the contact gets it already), when the contact has no address there, or when it must not get
+    that channel either. Returns the new row.
     """
     alert = delivery.occurrence.alert
     other = OTHER_CHANNEL[delivery.channel]
