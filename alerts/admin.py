@@ -11,9 +11,19 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from alerts import channel_health, schedules, services
-from alerts.forms import AlertForm, schedule_errors, unsaved_alert
+from alerts.escalation import occurrence_walk_status
+from alerts.forms import AlertForm, EscalationStepForm, EscalationStepFormSet, schedule_errors, unsaved_alert
 from alerts.message_preview import MESSAGE_FIELDS, message_preview_html
-from alerts.models import Alert, Contact, Delivery, InboundMessage, SmsSinkMessage
+from alerts.models import (
+    Alert,
+    Contact,
+    Delivery,
+    EscalationPolicy,
+    EscalationStep,
+    InboundMessage,
+    Occurrence,
+    SmsSinkMessage,
+)
 from alerts.schedules import alert_due_times
 from scheduler.admin import CheckedActionsAdmin, utc_time
 from scheduler.templatetags.scheduler_tags import timetag
@@ -96,6 +106,38 @@ class ContactAdmin(CheckedActionsAdmin):
         )
 
 
+class EscalationStepInline(admin.TabularInline):
+    model = EscalationStep
+    form = EscalationStepForm
+    formset = EscalationStepFormSet
+    extra = 0
+    min_num = 1
+    ordering = ("position",)
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    """Policies are shared: an edit reaches every alert using it (who a step notifies is read when it runs;
+    when it runs was fixed when each occurrence was planned)."""
+
+    list_display = ("name", "step_list", "repeat", "alert_count")
+    search_fields = ("name",)
+    inlines = [EscalationStepInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(alerts_count=Count("alerts", distinct=True))
+
+    @admin.display(description="steps")
+    def step_list(self, policy: EscalationPolicy) -> str:
+        return " → ".join(
+            f"{'+'.join(step.channels)}, wait {step.wait_minutes} min" for step in policy.steps.order_by("position")
+        )
+
+    @admin.display(description="alerts", ordering="alerts_count")
+    def alert_count(self, policy: EscalationPolicy) -> int:
+        return policy.alerts_count
+
+
 def _jobs_url(alert: Alert) -> str:
     return reverse("scheduler:job_list") + "?" + urlencode({"target": f"alerts.alert:{alert.pk}"})
 
@@ -123,7 +165,7 @@ class AlertAdmin(CheckedActionsAdmin):
     list_filter = ("state", "schedule_kind", "send_sms", "send_email", "send_webhook")
     search_fields = ("name", "message")
     filter_horizontal = ("recipients",)
-    readonly_fields = ("state", "next_occurrences", "links", "message_preview")
+    readonly_fields = ("state", "next_occurrences", "links", "message_preview", "escalation_status")
     actions = ["send_now", "pause", "resume", "cancel", "duplicate"]
     fieldsets = (
         (
@@ -170,6 +212,15 @@ class AlertAdmin(CheckedActionsAdmin):
                 "classes": ("schedule-kind", "kind-interval"),
             },
         ),
+        (
+            "Escalation",
+            {
+                "fields": ("escalation_policy", "escalation_status"),
+                "description": "With a policy, each occurrence notifies its steps' contacts on its steps' channels, "
+                "step after step, until someone acknowledges it; the recipients and channels above serve only "
+                "the steps that name “the alert's recipients”.",
+            },
+        ),
         ("Expiry and next occurrences", {"fields": ("expires_at", "next_occurrences")}),
         ("Retries", {"fields": ("max_attempts", "retry_delay")}),
     )
@@ -207,6 +258,20 @@ class AlertAdmin(CheckedActionsAdmin):
         # Filled by alerts/preview.js from message_preview_view; without JavaScript, the saved texts' preview.
         body = message_preview_html(alert, contact=alert.recipients.first()) if alert.pk else ""
         return format_html("<div id='message-preview'>{}</div>", body)
+
+    @admin.display(description="latest occurrences")
+    def escalation_status(self, alert: Alert) -> str:
+        """Where each of the latest occurrences stands in its walk: "step 2 of 3, next at 09:20 UTC"."""
+        if not alert.pk:
+            return "—"
+        rows = []
+        for occurrence in Occurrence.objects.filter(alert=alert).order_by("-scheduled_for")[:5]:
+            status = occurrence_walk_status(occurrence)
+            if status is not None:
+                rows.append((timetag(occurrence.scheduled_for), str(status)))
+        if not rows:
+            return "No occurrence has walked a policy yet."
+        return format_html("<ul class='escalation-status'>{}</ul>", format_html_join("", "<li>{}: {}</li>", rows))
 
     @admin.display(description="see also")
     def links(self, alert: Alert) -> str:
@@ -301,6 +366,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "occurrence_time",
         "contact",
         "channel",
+        "escalation",
         "state",
         "provider_id",
         "attempts",
@@ -314,6 +380,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="occurrence", ordering="occurrence__scheduled_for")
     def occurrence_time(self, delivery: Delivery) -> str:
         return format_html("{} at {}", delivery.occurrence.alert, timetag(delivery.occurrence.scheduled_for))
+
+    @admin.display(description="escalation", ordering="escalation_step")
+    def escalation(self, delivery: Delivery) -> str:
+        if not delivery.escalation_step:
+            return "—"
+        return f"round {delivery.escalation_round}, step {delivery.escalation_step}"
 
     @admin.display(description="job")
     def job_link(self, delivery: Delivery) -> str:

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from alerts import channels
+from alerts.escalation import NO_STAGE, Stage, stage_channels
 from alerts.models import Alert, AlertState, Channel, Contact, Delivery, DeliveryState, Occurrence, new_webhook_secret
 from alerts.planner import occurrence_job_key
 from alerts.quiet_hours import describe, quiet_until
@@ -79,7 +80,9 @@ def recipient_skip_reason(contact: Contact, channel: str) -> str | None:
     return None
 
 
-def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, channel: str, job_id: int) -> bool:
+def delivery_skip_if_unwanted(
+    *, occurrence: Occurrence, contact: Contact, channel: str, job_id: int, stage: Stage = NO_STAGE
+) -> bool:
     """Record the delivery as ``skipped`` if the contact must not get it; ``True`` if it was skipped.
 
     Only a delivery not attempted yet (new, or pending) is skipped: one already sent stays sent, and one
@@ -94,6 +97,7 @@ def delivery_skip_if_unwanted(*, occurrence: Occurrence, contact: Contact, chann
             occurrence=occurrence,
             contact=contact,
             channel=channel,
+            **stage.delivery_fields,
             defaults={"address": address, "state": DeliveryState.SKIPPED, "note": reason[:200], "job_id": job_id},
         )
         if not created:
@@ -114,19 +118,23 @@ class Held:
     reason: str
 
 
-def delivery_hold(*, job, occurrence: Occurrence, contact: Contact, channel: str) -> Held | None:
+def delivery_hold(
+    *, job, occurrence: Occurrence, contact: Contact, channel: str, stage: Stage = NO_STAGE
+) -> Held | None:
     """Whether this delivery must not be made now, and why; ``None`` to deliver it."""
-    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id):
+    if delivery_skip_if_unwanted(occurrence=occurrence, contact=contact, channel=channel, job_id=job.id, stage=stage):
         return Held(skipped=True, reason="")
     alert = occurrence.alert
     end = None if alert.urgent else quiet_until(contact, timezone.now())
     if end is None:
         return None
-    return delivery_wait_for_quiet_hours(job=job, occurrence=occurrence, contact=contact, channel=channel, end=end)
+    return delivery_wait_for_quiet_hours(
+        job=job, occurrence=occurrence, contact=contact, channel=channel, end=end, stage=stage
+    )
 
 
 def delivery_wait_for_quiet_hours(
-    *, job, occurrence: Occurrence, contact: Contact, channel: str, end: datetime
+    *, job, occurrence: Occurrence, contact: Contact, channel: str, end: datetime, stage: Stage = NO_STAGE
 ) -> Held | None:
     """Keep the delivery pending and give it a job of its own at the end of the contact's quiet hours.
 
@@ -140,10 +148,11 @@ def delivery_wait_for_quiet_hours(
     with transaction.atomic():
         waiting = DELIVERY_TASKS[channel].enqueue_with(
             args=[occurrence.pk],
-            kwargs={"contact_id": contact.pk},
+            kwargs={"contact_id": contact.pk, **stage.job_kwargs},
             eta=end,
             target=alert,
-            unique_key=f"{occurrence_job_key(occurrence.pk, channel)}:contact:{contact.pk}:after:{end:%Y%m%dT%H%M%S}",
+            unique_key=f"{occurrence_job_key(occurrence.pk, channel, stage)}:contact:{contact.pk}"
+            f":after:{end:%Y%m%dT%H%M%S}",
             label=f"{alert.name} · {channel} · {contact.name} after quiet hours (until {until})",
             max_attempts=alert.max_attempts,
             retry_delay=alert.retry_delay,
@@ -156,6 +165,7 @@ def delivery_wait_for_quiet_hours(
             occurrence=occurrence,
             contact=contact,
             channel=channel,
+            **stage.delivery_fields,
             defaults={"address": address, "state": DeliveryState.PENDING, "note": note},
         )
         if not created and not Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING).update(
@@ -182,26 +192,29 @@ def delivery_failed_for_good(*, delivery: Delivery, code: object) -> None:
 def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
     """Deliver ``delivery``'s occurrence to its contact on the other channel instead, if its alert says so.
 
-    Once: the fallback is a delivery row of the other channel for that occurrence and contact, which is
-    unique, and a job of its own (unique per occurrence, channel and contact) that delivers to that contact
-    only. Nothing when the alert uses the other channel anyway (the contact gets it already), when the
-    contact has no address there, or when it must not get that channel either. Returns the new row.
+    Once: the fallback is a delivery row of the other channel for that occurrence and contact (and
+    escalation step), which is unique, and a job of its own (unique per occurrence, channel, step and
+    contact) that delivers to that contact only. Nothing when the alert (or the step) uses the other channel
+    anyway (the contact gets it already), when the contact has no address there, or when it must not get
+    that channel either. Returns the new row.
     """
     alert = delivery.occurrence.alert
     other = OTHER_CHANNEL.get(delivery.channel)
     if other is None:  # a webhook has no other channel to fall back to
         return None
     contact = delivery.contact
+    stage = Stage.of(delivery)
     address = channels.get(other).address(contact)
-    if not alert.fallback_to_other_channel or other in alert.channels or not address or not contact.is_active:
+    if not alert.fallback_to_other_channel or other in stage_channels(alert, stage) or not address:
         return None
-    if recipient_skip_reason(contact, other) is not None:
+    if not contact.is_active or recipient_skip_reason(contact, other) is not None:
         return None
     with transaction.atomic():
         fallback, created = Delivery.objects.get_or_create(
             occurrence=delivery.occurrence,
             contact=contact,
             channel=other,
+            **stage.delivery_fields,
             defaults={
                 "address": address,
                 "state": DeliveryState.PENDING,
@@ -216,9 +229,9 @@ def delivery_fall_back(*, delivery: Delivery, reason: str) -> Delivery | None:
         Alert.objects.filter(pk=alert.pk, state=AlertState.COMPLETED).update(state=AlertState.ACTIVE)
         DELIVERY_TASKS[other].enqueue_with(
             args=[delivery.occurrence_id],
-            kwargs={"contact_id": contact.pk},
+            kwargs={"contact_id": contact.pk, **stage.job_kwargs},
             target=alert,
-            unique_key=f"{occurrence_job_key(delivery.occurrence_id, other)}:contact:{contact.pk}",
+            unique_key=f"{occurrence_job_key(delivery.occurrence_id, other, stage)}:contact:{contact.pk}",
             label=f"{alert.name} · {other} · fallback to {contact.name}",
             max_attempts=alert.max_attempts,
             retry_delay=alert.retry_delay,

@@ -27,6 +27,7 @@ from django.utils import timezone
 from alerts import channels
 from alerts.channel_health import delivery_failed_for_good, delivery_hold
 from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope
+from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
 from alerts.messages import channel_text, email_subject
 from alerts.models import Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
@@ -73,8 +74,10 @@ class Tally:
                 "via_sink": self.via_sink}  # fmt: skip
 
 
-def acknowledgement_url(*, alert_id: int, contact_id: int) -> str:
-    token = signing.dumps({"a": alert_id, "c": contact_id}, salt=ACK_SALT, compress=True)
+def acknowledgement_url(*, alert_id: int, contact_id: int, occurrence_id: int | None = None) -> str:
+    """The signed link; with ``occurrence_id`` (an escalation), it acknowledges that occurrence's walk."""
+    payload = {"a": alert_id, "c": contact_id} | ({"o": occurrence_id} if occurrence_id is not None else {})
+    token = signing.dumps(payload, salt=ACK_SALT, compress=True)
     return settings.PUBLIC_BASE_URL + reverse("alerts:acknowledge", args=[token])
 
 
@@ -89,10 +92,14 @@ def delivery_uuid(delivery: Delivery) -> str:
                                               f"{delivery.created_at.isoformat()}"))  # fmt: skip
 
 
-def _compose(delivery: Delivery, occurrence: Occurrence, contact: Contact, channel: str) -> tuple[str, Envelope]:
+def _compose(
+    delivery: Delivery, occurrence: Occurrence, contact: Contact, channel: str, stage: Stage
+) -> tuple[str, Envelope]:
     """The message's body (its text and the acknowledgement link) and its envelope."""
     text = _message_text(occurrence, contact, channel)
-    link = acknowledgement_url(alert_id=occurrence.alert_id, contact_id=contact.pk)
+    link = acknowledgement_url(
+        alert_id=occurrence.alert_id, contact_id=contact.pk, occurrence_id=occurrence.pk if stage else None
+    )
     alert = occurrence.alert
     envelope = Envelope(
         delivery_id=delivery_uuid(delivery), alert_id=alert.pk, alert_name=alert.name, urgent=alert.urgent,
@@ -116,18 +123,24 @@ def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
     )
 
 
-def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int | None = None) -> dict[str, object]:
+def occurrence_deliver(
+    *, job, occurrence_id: int, channel: str, contact_id: int | None = None, stage: Stage = NO_STAGE
+) -> dict[str, object]:
     """Deliver the occurrence to every active recipient on ``channel`` (only ``contact_id``'s, for a fallback
-    or an after-quiet-hours job: see ``alerts/channel_health.py``); raise to retry or fail the job."""
+    or an after-quiet-hours job: see ``alerts/channel_health.py``; the recipients of its escalation step for
+    a ``stage``: see ``alerts/escalation.py``); raise to retry or fail the job."""
     occurrence = Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
-    reason = alert.abort_reason(timezone.now())
+    # An acknowledged walk says so first: that, not the alert's state, is why its remaining steps stop.
+    reason = occurrence.acknowledgement_reason() if stage else None
+    reason = reason or alert.abort_reason(timezone.now())
     if reason:
         job.abort(reason)
     spec = channels.get(channel)
-    recipients = [c for c in alert.recipients.all() if c.is_active and spec.address(c)]
+    recipients = _stage_recipients(job, alert, stage, channel, contact_id) if stage else alert.recipients.all()
+    recipients = [c for c in recipients if c.is_active and spec.address(c)]
     if contact_id is not None:
         recipients = [c for c in recipients if c.pk == contact_id]
     if not recipients:
@@ -140,7 +153,7 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
                 job.check()
                 job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
             subject = email_subject(alert, contact=contact) if channel == "email" else ""
-            _deliver_to(job, sender, occurrence, contact, spec, subject, tally)
+            _deliver_to(job, sender, occurrence, contact, spec, subject, tally, stage)
     except BaseException:
         tally.record_sent()  # what was sent is recorded, whatever stopped the loop (a cancel, an error)
         raise
@@ -166,13 +179,25 @@ def occurrence_deliver(*, job, occurrence_id: int, channel: str, contact_id: int
     return tally.as_result()
 
 
-def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: DeliveryChannel) -> Delivery | None:
+def _stage_recipients(job, alert, stage: Stage, channel: str, contact_id: int | None) -> list[Contact]:
+    step = stage_step(alert, stage)
+    if isinstance(step, str):
+        job.abort(step)
+    # A one-contact job (a fallback) may use the channel the step does not: that is its point.
+    if contact_id is None and channel not in step.channels:
+        job.abort(f"step {stage.step} of the escalation policy no longer sends by {channel}")
+    return step_recipients(alert, step)
+
+
+def _create_claimed(
+    job, occurrence: Occurrence, contact: Contact, channel: DeliveryChannel, stage: Stage
+) -> Delivery | None:
     """The delivery row, created already claimed; ``None`` if it exists (an earlier attempt made it).
 
     One INSERT in autocommit, instead of get_or_create's SELECT and INSERT in a transaction of its own.
     """
     delivery = Delivery(occurrence=occurrence, contact=contact, channel=channel.name, address=channel.address(contact),
-                        state=DeliveryState.SENDING, attempts=1, job_id=job.id)  # fmt: skip
+                        state=DeliveryState.SENDING, attempts=1, job_id=job.id, **stage.delivery_fields)  # fmt: skip
     try:
         # A savepoint only inside a caller's transaction, which a failed INSERT would otherwise break.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
@@ -182,8 +207,8 @@ def _create_claimed(job, occurrence: Occurrence, contact: Contact, channel: Deli
     return delivery
 
 
-def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally) -> None:
-    held = delivery_hold(job=job, occurrence=occurrence, contact=contact, channel=channel.name)
+def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally, stage: Stage) -> None:
+    held = delivery_hold(job=job, occurrence=occurrence, contact=contact, channel=channel.name, stage=stage)
     if held is not None:
         if held.skipped:
             tally.skipped += 1
@@ -191,13 +216,14 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
             tally.waiting.append(held.reason)
         return
     # A first attempt creates the rows; later ones find them (or create the rows of new recipients).
-    delivery = _create_claimed(job, occurrence, contact, channel) if job.attempt == 1 else None
+    delivery = _create_claimed(job, occurrence, contact, channel, stage) if job.attempt == 1 else None
     created = delivery is not None
     if delivery is None:
         delivery, created = Delivery.objects.get_or_create(
             occurrence=occurrence,
             contact=contact,
             channel=channel.name,
+            **stage.delivery_fields,
             defaults={"address": channel.address(contact), "state": DeliveryState.SENDING, "attempts": 1,
                       "job_id": job.id},
         )  # fmt: skip
@@ -214,7 +240,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     try:
         if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
             return
-        body, envelope = _compose(delivery, occurrence, contact, channel.name)
+        body, envelope = _compose(delivery, occurrence, contact, channel.name, stage)
         if _held_by_sending_rate(sender, delivery, body, contact, tally):
             return
         tally.record_sent()  # the previous recipient's outcome, before the next provider call

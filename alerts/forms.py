@@ -9,7 +9,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import timezone
 
 from alerts import schedules
-from alerts.models import Alert, ScheduleKind
+from alerts.models import Alert, EscalationStep, ScheduleKind
 
 LOCAL_FIELDS = ("send_at", "relative_base", "starts_at", "expires_at")
 SCHEDULE_FIELDS = (
@@ -40,7 +40,8 @@ class AlertForm(forms.ModelForm):
         model = Alert
         fields = [
             "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email", "send_webhook",
-            "fallback_to_other_channel", "urgent", "recipients", *SCHEDULE_FIELDS, "max_attempts", "retry_delay",
+            "fallback_to_other_channel", "urgent", "recipients", "escalation_policy", *SCHEDULE_FIELDS,
+            "max_attempts", "retry_delay",
         ]  # fmt: skip
         field_classes = {name: LocalDateTimeField for name in LOCAL_FIELDS}
 
@@ -62,6 +63,9 @@ class AlertForm(forms.ModelForm):
                 data[name] = schedules.resolve_local(data[name], tz)
         if not (data.get("send_sms") or data.get("send_email") or data.get("send_webhook")):
             self.add_error("send_sms", "Choose at least one channel: SMS, email or webhook.")
+        policy = data.get("escalation_policy")
+        if policy is not None and not policy.steps.exists():
+            self.add_error("escalation_policy", f"The policy “{policy}” has no step yet: give it one first.")
         kind = data.get("schedule_kind")
         now = timezone.now()
         check = {
@@ -136,3 +140,35 @@ def unsaved_alert(form: AlertForm) -> Alert:
     """An Alert carrying the form's cleaned schedule, for previews; never saved."""
     values = {name: form.cleaned_data.get(name) for name in SCHEDULE_FIELDS if name in form.cleaned_data}
     return Alert(**values)
+
+
+class EscalationStepForm(forms.ModelForm):
+    class Meta:
+        model = EscalationStep
+        fields = [
+            "position",
+            "notify_alert_recipients",
+            "contacts",
+            "send_sms",
+            "send_email",
+            "send_webhook",
+            "wait_minutes",
+        ]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("notify_alert_recipients") and not data.get("contacts"):
+            raise forms.ValidationError(
+                "This step notifies nobody: tick “the alert's recipients”, choose contacts, or both."
+            )
+        return data
+
+
+class EscalationStepFormSet(forms.BaseInlineFormSet):
+    """Two steps at one position are refused by the formset's own unique check (the model's constraint)."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [f for f in self.forms if f.cleaned_data and not self._should_delete_form(f)]
+        if not kept and not any(f.errors for f in self.forms):
+            raise forms.ValidationError("A policy needs at least one step.")

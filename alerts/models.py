@@ -109,6 +109,71 @@ class Channel(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
 
 
+class EscalationPolicy(models.Model):
+    """Who is notified, how, and how long to wait before the next step, until an occurrence is acknowledged.
+
+    Reusable: several alerts may walk the same policy. Each occurrence of such an alert walks its steps in
+    order, then starts over ``repeat`` more times; its acknowledgement stops the walk (``alerts/escalation.py``).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    repeat = models.PositiveIntegerField(
+        "repeat the steps",
+        default=0,
+        help_text="How many more times to walk all the steps after the first round, e.g. 2 for three rounds "
+        "in all; 0: once. Between rounds, the last step's wait.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "escalation policies"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EscalationStep(models.Model):
+    """One step of a policy: notify these contacts on these channels, then wait before the next step."""
+
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(validators=[MinValueValidator(1)], help_text="1 for the first step.")
+    notify_alert_recipients = models.BooleanField(
+        "the alert's recipients",
+        default=False,
+        help_text="Notify the recipients of the alert being escalated (besides the contacts chosen below).",
+    )
+    contacts = models.ManyToManyField(Contact, blank=True, related_name="escalation_steps")
+    send_sms = models.BooleanField("SMS", default=True)
+    send_email = models.BooleanField("email", default=False)
+    send_webhook = models.BooleanField("webhook", default=False)
+    wait_minutes = models.PositiveIntegerField(
+        default=5, help_text="Minutes to wait after this step before the next one, e.g. 5."
+    )
+
+    class Meta:
+        ordering = ["policy", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "position"], name="escalation_step_position_once"),
+            models.CheckConstraint(
+                condition=models.Q(send_sms=True) | models.Q(send_email=True) | models.Q(send_webhook=True),
+                name="escalation_step_has_a_channel",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: step {self.position}"
+
+    @property
+    def channels(self) -> list[str]:
+        chosen = ((Channel.SMS, self.send_sms), (Channel.EMAIL, self.send_email), (Channel.WEBHOOK, self.send_webhook))
+        return [c for c, on in chosen if on]
+
+    def clean(self) -> None:
+        if not (self.send_sms or self.send_email or self.send_webhook):
+            raise ValidationError("Choose at least one channel for this step: SMS, email or webhook.")
+
+
 class Alert(models.Model):
     name = models.CharField(max_length=200)
     message = models.TextField(
@@ -147,6 +212,17 @@ class Alert(models.Model):
         "once per occurrence; and SMS a contact whose email address is refused.",
     )
     recipients = models.ManyToManyField(Contact, related_name="alerts")
+    # PROTECT: deleting a policy in use would silently turn its alerts into plain ones that page nobody past
+    # their recipients; the admin names the alerts that use it instead.
+    escalation_policy = models.ForeignKey(
+        EscalationPolicy,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="alerts",
+        help_text="Optional: each occurrence walks the policy's steps (who, which channels, how long to wait) "
+        "until it is acknowledged, instead of notifying the recipients once on the channels above.",
+    )
     timezone = TimeZoneField(
         default="UTC", help_text="Times of the schedule are read in this zone (IANA name), e.g. Europe/Paris."
     )
@@ -246,6 +322,10 @@ class Occurrence(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="occurrences")
     scheduled_for = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
+    # Set for an alert with an escalation policy: the walk of this occurrence stops here. (Without a policy,
+    # acknowledging stays the alert's state, as it always was.)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-scheduled_for"]
@@ -255,6 +335,12 @@ class Occurrence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert} at {self.scheduled_for:%Y-%m-%d %H:%M} UTC"
+
+    def acknowledgement_reason(self) -> str | None:
+        """Why the escalation of this occurrence stopped, or ``None`` while nobody has acknowledged it."""
+        if self.acknowledged_at is None:
+            return None
+        return f"occurrence acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class DeliveryState(models.TextChoices):
@@ -275,6 +361,11 @@ class Delivery(models.Model):
     occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=8, choices=Channel.choices)
+    # Where in the occurrence's escalation walk it was sent: round 1.. and step 1..; 0 and 0 without a policy.
+    # Part of its identity, so that a contact of step 1 notified again in round 2 gets a second row, while a
+    # retried step finds its own.
+    escalation_round = models.PositiveIntegerField(default=0)
+    escalation_step = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     address = models.CharField(
         max_length=500, blank=True, help_text="The phone number, email address or webhook URL it went to."
@@ -311,7 +402,10 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["occurrence", "contact", "channel"], name="delivery_once"),
+            models.UniqueConstraint(
+                fields=["occurrence", "contact", "channel", "escalation_round", "escalation_step"],
+                name="delivery_once_per_step",
+            ),
         ]
         indexes = [models.Index(fields=["provider_id"], name="delivery_provider_id")]
 

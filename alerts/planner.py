@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.escalation import NO_STAGE, Stage, policy_plan, step_label
 from alerts.models import Alert, AlertState, Occurrence
 from alerts.schedules import ScheduleError, alert_due_times
 from alerts.tasks import DELIVERY_TASKS
@@ -44,9 +45,10 @@ def occurrence_label(alert: Alert, channel: str, recipients: int) -> str:
     return f"{alert.name} · {channel} · {recipients} recipient{'s' if recipients != 1 else ''}"
 
 
-def occurrence_job_key(occurrence_id: int, channel: str) -> str:
-    """The unique key of an occurrence's delivery job on one channel: its identity, and how it is found."""
-    return f"occurrence:{occurrence_id}:{channel}"
+def occurrence_job_key(occurrence_id: int, channel: str, stage: Stage = NO_STAGE) -> str:
+    """The unique key of an occurrence's delivery job on one channel (and escalation step): its identity,
+    and how it is found."""
+    return f"occurrence:{occurrence_id}:{channel}{stage.key_suffix}"
 
 
 def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int | None = None) -> Occurrence:
@@ -61,6 +63,9 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
     # nothing here is retried after a failure, which fails the caller's transaction anyway.
     with transaction.atomic(savepoint=False):
         occurrence = _occurrence_at(alert, scheduled_for)
+        if alert.escalation_policy_id is not None:
+            _enqueue_walk(alert, occurrence)
+            return occurrence
         for channel in alert.channels:
             DELIVERY_TASKS[channel].enqueue_with(
                 args=[occurrence.pk],
@@ -82,6 +87,33 @@ def _occurrence_at(alert: Alert, scheduled_for: datetime) -> Occurrence:
         [occurrence], update_conflicts=True, unique_fields=["alert", "scheduled_for"], update_fields=["scheduled_for"]
     )
     return occurrence
+
+
+def _enqueue_walk(alert: Alert, occurrence: Occurrence) -> None:
+    """One job per step, round and channel of the alert's escalation policy, each due after the waits before it."""
+    policy = alert.escalation_policy
+    plan = policy_plan(policy, occurrence.scheduled_for)
+    if not plan:
+        # The form refuses a policy without steps; its steps may have been deleted since.
+        logger.error(
+            "alert %s: its escalation policy %s has no step, occurrence %s notifies nobody",
+            alert.pk,
+            policy.pk,
+            occurrence.pk,
+        )
+    steps = len({planned.stage.step for planned in plan})
+    for planned in plan:
+        for channel in planned.channels:
+            DELIVERY_TASKS[channel].enqueue_with(
+                args=[occurrence.pk],
+                kwargs=planned.stage.job_kwargs,
+                eta=planned.eta,
+                target=alert,
+                unique_key=occurrence_job_key(occurrence.pk, channel, planned.stage),
+                label=step_label(alert, planned.stage, channel, steps=steps, rounds=policy.repeat + 1),
+                max_attempts=alert.max_attempts,
+                retry_delay=alert.retry_delay,
+            )
 
 
 def due_after(alert: Alert, moment: datetime) -> datetime | None:

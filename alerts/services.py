@@ -6,10 +6,11 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Exists
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from alerts import schedules
+from alerts.escalation import occurrence_to_acknowledge
 from alerts.models import (
     Alert,
     AlertState,
@@ -41,7 +42,11 @@ def _lock(alert: Alert) -> Alert:
 
 def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
     keys = [occurrence_job_key(pk, channel) for pk in occurrence_ids for channel in Channel.values]
-    return jobs_for_target(alert).filter(unique_key__in=keys)
+    # An escalation's step jobs: "occurrence:<id>:<channel>:round:<r>:step:<s>".
+    steps = Q()
+    for pk in occurrence_ids:
+        steps |= Q(unique_key__startswith=f"occurrence:{pk}:", unique_key__contains=":round:")
+    return jobs_for_target(alert).filter(Q(unique_key__in=keys) | steps)
 
 
 def _next_due_after_edit(
@@ -133,8 +138,42 @@ def alert_cancel(*, alert: Alert) -> int:
         return sum(job_cancel(job_id=pk, reason="the alert was cancelled") for pk in jobs)
 
 
-def alert_acknowledge(*, alert: Alert, by: str) -> bool:
-    """Acknowledged: no more reminders; pending retries abort at their abort check."""
+def occurrence_acknowledge(*, occurrence: Occurrence, by: str, at: datetime | None = None) -> bool:
+    """Stop the occurrence's escalation: its next step's abort check sees it. ``False`` if it was already."""
+    at = at or timezone.now()
+    changed = Occurrence.objects.filter(pk=occurrence.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=at, acknowledged_by=by[:200]
+    )
+    if changed:
+        occurrence.acknowledged_at, occurrence.acknowledged_by = at, by[:200]
+        logger.info("occurrence %s of alert %s acknowledged by %s", occurrence.pk, occurrence.alert_id, by)
+    return bool(changed)
+
+
+def alert_acknowledge(*, alert: Alert, by: str, occurrence: Occurrence | None = None) -> bool:
+    """Acknowledged: no more reminders; pending retries abort at their abort check.
+
+    With an escalation policy, it is the occurrence's walk that stops (``occurrence``, or the latest one
+    due): a recurring alert goes on with its next occurrences; a one-off, having no other, is acknowledged
+    as a whole too. A cancelled alert cannot be acknowledged.
+    """
+    if alert.escalation_policy_id is not None:
+        return _acknowledge_walk(alert, by=by, occurrence=occurrence)
+    return _acknowledge_alert(alert, by=by)
+
+
+def _acknowledge_walk(alert: Alert, *, by: str, occurrence: Occurrence | None) -> bool:
+    if alert.state == AlertState.CANCELLED:
+        return False
+    now = timezone.now()
+    occurrence = occurrence or occurrence_to_acknowledge(alert, now=now)
+    changed = occurrence is not None and occurrence_acknowledge(occurrence=occurrence, by=by, at=now)
+    if not alert.is_recurring:
+        changed = _acknowledge_alert(alert, by=by) or changed
+    return changed
+
+
+def _acknowledge_alert(alert: Alert, *, by: str) -> bool:
     changed = _set_state(
         alert, AlertState.ACKNOWLEDGED, from_states=(AlertState.ACTIVE, AlertState.PAUSED, AlertState.COMPLETED)
     )
@@ -164,7 +203,8 @@ def alert_acknowledge_by_reply(*, message: InboundMessage, contact: Contact) -> 
     if delivery is None:
         return None
     alert = delivery.occurrence.alert
-    alert_acknowledge(alert=alert, by=f"SMS reply {message.sid} from contact {contact.pk}")
+    by = f"SMS reply {message.sid} from contact {contact.pk}"
+    alert_acknowledge(alert=alert, by=by, occurrence=delivery.occurrence)
     InboundMessage.objects.filter(pk=message.pk).update(acknowledged=alert)
     return alert
 

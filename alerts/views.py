@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from alerts import channel_health, services
 from alerts.delivery import ACK_SALT
-from alerts.models import Alert, AlertState
+from alerts.models import Alert, AlertState, Occurrence
 from alerts.selectors import contact_by_phone
 from alerts.validators import normalize_phone
 
@@ -45,11 +45,20 @@ def acknowledge(request: HttpRequest, token: str) -> HttpResponse:
     except signing.BadSignature:
         return render(request, "alerts/acknowledge.html", {"problem": "This link is not valid."}, status=404)
     alert = get_object_or_404(Alert, pk=payload["a"])
+    # An escalation's link names its occurrence: acknowledging stops that walk, not the alert's next ones.
+    occurrence = Occurrence.objects.filter(pk=payload["o"], alert=alert).first() if "o" in payload else None
     done = False
     if request.method == "POST":
-        done = services.alert_acknowledge(alert=alert, by=f"contact {payload['c']} via link")
+        by = f"contact {payload['c']} via link"
+        done = services.alert_acknowledge(alert=alert, by=by, occurrence=occurrence)
         alert.refresh_from_db()
-    context = {"alert": alert, "done": done, "acknowledged": alert.state == AlertState.ACKNOWLEDGED}
+        if occurrence is not None:
+            occurrence.refresh_from_db()
+    if occurrence is not None:
+        acknowledged = occurrence.acknowledged_at is not None
+    else:
+        acknowledged = alert.state == AlertState.ACKNOWLEDGED
+    context = {"alert": alert, "occurrence": occurrence, "done": done, "acknowledged": acknowledged}
     return render(request, "alerts/acknowledge.html", context)
 
 

@@ -117,7 +117,8 @@ class AlertSerializer(serializers.ModelSerializer):
         model = Alert
         fields = [
             "id", "name", "message", "sms_text", "email_subject", "email_body", "send_sms", "send_email",
-            "send_webhook", "fallback_to_other_channel", "urgent", "recipients", "timezone", "state",
+            "send_webhook", "fallback_to_other_channel", "urgent", "recipients", "escalation_policy", "timezone",
+            "state",
             "schedule_kind", "send_at", "relative_base", "relative_spec", "crontab", "interval_every",
             "interval_unit", "starts_at", "expires_at", "max_attempts", "retry_delay", "next_due_at",
             "created_at", "modified_at",
@@ -150,6 +151,14 @@ class AlertWriteSerializer(serializers.Serializer):
     urgent = serializers.BooleanField(required=False, default=False, help_text="Ignore the recipients' quiet hours.")
     recipients = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), max_length=1000, help_text="Contact ids."
+    )
+    escalation_policy = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="An escalation policy's id; null: none (the recipients are notified once).",
     )
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
     schedule_kind = serializers.ChoiceField(choices=ScheduleKind.choices)

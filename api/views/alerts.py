@@ -169,10 +169,15 @@ class AlertViewSet(ModelPermissionsMixin, viewsets.ModelViewSet):
     @extend_schema(request=None, responses={200: AlertStateSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None) -> Response:
-        """No more reminders; pending retries abort."""
+        """No more reminders; pending retries abort. With an escalation policy: the latest occurrence due stops
+        its walk (a recurring alert goes on with its next occurrences)."""
         alert = self.get_object()
         if not services.alert_acknowledge(alert=alert, by=f"api:{request.user.get_username()}"):
-            return Response({"detail": f"“{alert}” is {alert.state}; it cannot be acknowledged."}, status=409)
+            if alert.escalation_policy_id is not None and alert.state != AlertState.CANCELLED:
+                detail = f"“{alert}” has no occurrence waiting for an acknowledgement."
+            else:
+                detail = f"“{alert}” is {alert.state}; it cannot be acknowledged."
+            return Response({"detail": detail}, status=409)
         return _state_answer(alert, "Acknowledged.")
 
     @extend_schema(request=None, responses={201: AlertSerializer})

@@ -5,7 +5,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from alerts.models import Alert, Contact, ScheduleKind
+from alerts.models import Alert, Contact, EscalationPolicy, EscalationStep, ScheduleKind
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
@@ -31,3 +31,16 @@ class AlertFactory(factory.django.DjangoModelFactory):
     def recipients(self, create, extracted, **kwargs):
         if create:
             self.recipients.set(extracted if extracted is not None else [ContactFactory()])
+
+
+def escalation_policy(*steps: dict, repeat: int = 0, name: str | None = None) -> EscalationPolicy:
+    """A policy with ``steps`` in order, each a dict of EscalationStep fields plus ``contacts``."""
+    policy = EscalationPolicy.objects.create(
+        name=name or f"Policy {EscalationPolicy.objects.count() + 1}", repeat=repeat
+    )
+    for position, fields in enumerate(steps, start=1):
+        fields = dict(fields)
+        contacts = fields.pop("contacts", [])
+        step = EscalationStep.objects.create(policy=policy, position=position, **fields)
+        step.contacts.set(contacts)
+    return policy

@@ -11,10 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts import services
-from alerts.models import Alert, Contact, ScheduleKind
+from alerts.models import Alert, Contact, EscalationPolicy, EscalationStep, ScheduleKind
 from alerts.schedules import parse_relative, wall_clock
 
 PREFIX = "Demo: "
+# Late enough that the first alert's SMS reaches the sink alone; soon enough to watch the walk on /jobs.
+ESCALATION_DELAY = timedelta(minutes=3)
 
 
 class Command(BaseCommand):
@@ -26,6 +28,7 @@ class Command(BaseCommand):
             for alert in Alert.objects.filter(name__startswith=PREFIX):
                 services.alert_cancel(alert=alert)
                 alert.delete()
+            EscalationPolicy.objects.filter(name__startswith=PREFIX).delete()
             ada, _ = Contact.objects.update_or_create(
                 name="Ada (demo)",
                 defaults={"phone": "+14155550100", "email": "ada@example.com", "timezone": "Europe/London"},
@@ -79,12 +82,37 @@ class Command(BaseCommand):
                 alert = Alert.objects.create(**{**spec, "name": PREFIX + spec["name"]})
                 alert.recipients.set([ada, grace])
                 services.alert_schedule_sync(alert=alert)
+            escalating = _escalating_alert(ada, grace, now=now)
         sms = (
             "SMS go to Twilio" if settings.TWILIO_ACCOUNT_SID else "SMS go to the local sink (Twilio is not configured)"
         )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Created {len(specs)} demo alerts; the first is due in 15 seconds (Grace's SMS waits for her "
-                f"quiet hours to end, in an hour). {sms}; see /jobs."
+                f"Created {len(specs) + 1} demo alerts; the first is due in 15 seconds (Grace's SMS waits for her "
+                f"quiet hours to end, in an hour). “{escalating}” escalates from {ESCALATION_DELAY.seconds // 60} "
+                f"minutes on: Ada, then Grace 2 minutes later, twice over, until someone acknowledges it. {sms}; "
+                "see /jobs."
             )
         )
+
+
+def _escalating_alert(ada: Contact, grace: Contact, *, now) -> Alert:
+    """A one-off walking a policy: Ada by SMS, 2 minutes later Grace by SMS and email (quiet hours or not:
+    the alert is urgent), then the same again once; each step is a job on /jobs, and acknowledging (the link
+    in the SMS) makes the remaining ones abort."""
+    policy = EscalationPolicy.objects.create(name=PREFIX + "on-call", repeat=1)
+    first = EscalationStep.objects.create(policy=policy, position=1, wait_minutes=2)
+    first.contacts.set([ada])
+    second = EscalationStep.objects.create(policy=policy, position=2, send_email=True, wait_minutes=2)
+    second.contacts.set([grace])
+    alert = Alert.objects.create(
+        name=PREFIX + "Database replica lagging",
+        schedule_kind=ScheduleKind.ONCE,
+        send_at=now + ESCALATION_DELAY,
+        urgent=True,
+        escalation_policy=policy,
+        message="{{ contact.name }}, the database replica is 10 minutes behind.",
+    )
+    alert.recipients.set([ada])
+    services.alert_schedule_sync(alert=alert)
+    return alert
