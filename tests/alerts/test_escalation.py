@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from alerts import services
@@ -73,6 +74,22 @@ def test_an_occurrence_gets_one_job_per_step_round_and_channel_once():
     assert [job.eta - T0 for job in jobs] == [timedelta(minutes=m) for m in (0, 5, 5, 10, 15, 20, 20, 25)]
     assert {job.task_name for job in jobs} == {"alerts.deliver_sms", "alerts.deliver_email"}
     assert Job.objects.count() == 8, "no job of the alert's own channels besides the walk's"
+
+
+def test_a_step_may_notify_by_webhook_and_gets_a_webhook_job():
+    hook = ContactFactory(name="Chat room", webhook_url="https://chat.example.com/hooks/abc")
+    policy = escalation_policy({"contacts": [hook], "send_sms": False, "send_webhook": True, "wait_minutes": 5})
+    assert policy.steps.get().channels == ["webhook"]
+    occurrence_enqueue(alert=AlertFactory(escalation_policy=policy), scheduled_for=T0)
+    assert [job.task_name for job in step_jobs()] == ["alerts.deliver_webhook"]
+
+
+def test_a_step_without_any_channel_is_refused():
+    step = EscalationStep(policy=escalation_policy({"send_sms": True}), position=2, send_sms=False)
+    with pytest.raises(ValidationError, match="SMS, email or webhook"):
+        step.clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        step.save()
 
 
 def test_an_alert_without_a_policy_still_gets_one_job_per_channel():
