@@ -82,7 +82,9 @@ def transition(
         return bool(rows.update(**values))
     message = message[:500]
     if connection.vendor == "postgresql":
-        return _update_with_event(rows, values, event=event, now=now, hostname=hostname, message=message)
+        return _update_with_event(
+            rows, values, event=event, now=now, hostname=hostname, message=message, read_back=False
+        )
     with transaction.atomic(savepoint=False):
         updated = rows.update(**values)
         if updated:
@@ -91,22 +93,25 @@ def transition(
 
 
 def _update_with_event(
-    rows, values: dict[str, Any], *, event: EventKind, now: datetime, hostname: str, message: str
-) -> bool:
+    rows, values: dict[str, Any], *, event: EventKind, now: datetime, hostname: str, message: str, read_back: bool
+) -> Any:
     """PostgreSQL: the conditional UPDATE and its event's INSERT as one statement, one round trip and one
     commit (four round trips as a transaction: begin, update, insert, commit). The UPDATE is the one
-    ``QuerySet.update`` would run, compiled by Django."""
+    ``QuerySet.update`` would run, compiled by Django. Returns whether the row changed, or with
+    ``read_back`` the changed job (``None`` if none), from the UPDATE's ``RETURNING``."""
     query = rows.query.chain(sql.UpdateQuery)
     query.add_update_values(values)
     update, params = query.get_compiler(rows.db).as_sql()
-    table = JobEvent._meta.db_table
+    statement = (
+        f"WITH changed AS ({update} RETURNING *), event AS (INSERT INTO {JobEvent._meta.db_table} "
+        "(job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed) "
+    )
+    params = [*params, event, now, hostname, message]
+    if read_back:
+        return next(iter(Job.objects.raw(statement + "SELECT * FROM changed", params)), None)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH changed AS ({update} RETURNING id) "
-            f"INSERT INTO {table} (job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed",
-            [*params, event, now, hostname, message],
-        )
-        return cursor.rowcount > 0
+        cursor.execute(statement + "SELECT COUNT(*) FROM changed", params)
+        return cursor.fetchone()[0] > 0
 
 
 def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: str = "") -> None:
@@ -121,35 +126,26 @@ def claim(job_id: int, *, task_id: str, hostname: str, lease: timedelta, now: da
     """``queued``/``retrying`` -> ``running``, only for the message of the current attempt (its task id);
     returns the claimed job, ``None`` if this message may not start it.
 
-    PostgreSQL: one statement, an ``UPDATE ... RETURNING`` the row with an ``INSERT`` of its ``started``
-    event, so a claim costs one round trip and one commit instead of five round trips (the change, its
-    event, the commit, then reading the row). SQLite: the change, then the row, in one transaction.
+    PostgreSQL: one statement, the UPDATE returning the row with its ``started`` event's INSERT: one round
+    trip instead of five (the change, its event, the commit, then reading the row). SQLite: the change,
+    then the row, in one transaction.
     """
     now = now or timezone.now()
     sources = (State.QUEUED, State.RETRYING)
-    changes = {"started_at": now, "finished_at": None, "worker": hostname, "lease_expires_at": now + lease,
-               "progress": None, "status_message": ""}  # fmt: skip
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            claimed = transition(
-                job_id, sources=sources, target=State.RUNNING, event=EventKind.STARTED, hostname=hostname,
-                when={"celery_task_id": task_id, "published_at__isnull": False}, now=now,
-                attempts=F("attempts") + 1, **changes,
-            )  # fmt: skip
-            return Job.objects.get(pk=job_id) if claimed else None
-    check_transition(sources, State.RUNNING)
-    changes.update(state=State.RUNNING, modified_at=now)
-    job, event = Job._meta.db_table, JobEvent._meta.db_table
-    assignments = ", ".join(f"{column} = %s" for column in changes)
-    rows = Job.objects.raw(
-        f"WITH claimed AS (UPDATE {job} SET {assignments}, attempts = attempts + 1 "
-        "WHERE id = %s AND state IN (%s, %s) AND celery_task_id = %s AND published_at IS NOT NULL RETURNING *), "
-        f"started AS (INSERT INTO {event} (job_id, kind, at, hostname, message) "
-        "SELECT id, %s, %s, %s, '' FROM claimed) "
-        "SELECT * FROM claimed",
-        [*changes.values(), job_id, *sources, task_id, EventKind.STARTED, now, hostname],
-    )
-    return next(iter(rows), None)
+    when = {"celery_task_id": task_id, "published_at__isnull": False}
+    changes = {"attempts": F("attempts") + 1, "started_at": now, "finished_at": None, "worker": hostname,
+               "lease_expires_at": now + lease, "progress": None, "status_message": ""}  # fmt: skip
+    if connection.vendor == "postgresql":
+        check_transition(sources, State.RUNNING)
+        rows = Job.objects.filter(pk=job_id, state__in=sources, **when)
+        values = {"state": State.RUNNING, "modified_at": now, **changes}
+        return _update_with_event(
+            rows, values, event=EventKind.STARTED, now=now, hostname=hostname, message="", read_back=True
+        )
+    with transaction.atomic():
+        claimed = transition(job_id, sources=sources, target=State.RUNNING, event=EventKind.STARTED,
+                             hostname=hostname, when=when, now=now, **changes)  # fmt: skip
+        return Job.objects.get(pk=job_id) if claimed else None
 
 
 def _end_attempt(
