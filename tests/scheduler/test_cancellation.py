@@ -9,7 +9,7 @@ import time_machine
 from django.utils import timezone
 
 from scheduler import publishing
-from scheduler.models import EventKind, Job, State
+from scheduler.models import EventKind, Job, JobEvent, State
 from scheduler.services import JobNotDeletable, job_cancel, job_delete, jobs_cancel_all
 from tests.conftest import wait_until
 from tests.testapp.models import BodyRun
@@ -91,9 +91,11 @@ def test_only_finished_jobs_can_be_deleted():
         job_delete(job_id=waiting.pk)
     done = echo.enqueue("y")
     done.wait(timeout=20)
+    assert done.events.exists()
     job_delete(job_id=done.pk)
     assert not Job.objects.filter(pk=done.pk).exists()
-    assert Job.objects.filter(pk=waiting.pk).exists()
+    assert not JobEvent.objects.filter(job_id=done.pk).exists(), "a deleted job's timeline goes with it"
+    assert Job.objects.filter(pk=waiting.pk).exists() and waiting.events.exists()
 
 
 def test_waiting_for_a_job_times_out_with_a_clear_error():
