@@ -81,7 +81,8 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
 
 def _occurrence_at(alert: Alert, scheduled_for: datetime) -> Occurrence:
     """The alert's occurrence at that time, created if new: one ``INSERT ... ON CONFLICT`` statement that
-    returns the row's id either way (get_or_create takes a SELECT, a savepoint, an INSERT and a release)."""
+    returns the row's id either way (get_or_create takes a SELECT, a savepoint, an INSERT and a release).
+    For a row that existed, only its id is read back: its other columns (an acknowledgement) are not."""
     occurrence = Occurrence(alert=alert, scheduled_for=scheduled_for)
     Occurrence.objects.bulk_create(
         [occurrence], update_conflicts=True, unique_fields=["alert", "scheduled_for"], update_fields=["scheduled_for"]
