@@ -73,45 +73,61 @@ def transition(
     ``when`` adds conditions to the UPDATE (e.g. the claiming message's task id); ``changes`` are
     further columns to set, values or expressions.
     """
+    return _move(job_id, sources=sources, target=target, event=event, hostname=hostname, message=message,
+                 when=when, now=now, read_back=False, **changes)  # fmt: skip
+
+
+def _move(
+    job_id: int,
+    *,
+    sources: Iterable[str],
+    target: str,
+    event: EventKind | None,
+    hostname: str,
+    message: str,
+    when: dict[str, Any] | None,
+    now: datetime | None,
+    read_back: bool,
+    **changes: Any,
+) -> Any:
+    """``transition``'s work; with ``read_back``, returns the changed job (``None`` if the row did not
+    change) instead of whether it changed.
+
+    PostgreSQL: the conditional UPDATE (the one ``QuerySet.update`` would run, compiled by Django) and its
+    event's INSERT as one statement, one round trip and one commit instead of four (begin, update, insert,
+    commit), the row read back from its ``RETURNING``. SQLite: the same in one transaction.
+    """
     sources = tuple(sources)
     check_transition(sources, target)
     now = now or timezone.now()
     rows = Job.objects.filter(pk=job_id, state__in=sources, **(when or {}))
     values = {"state": target, "modified_at": now, **changes}
-    if event is None:
+    if event is None and not read_back:
         return bool(rows.update(**values))
     message = message[:500]
-    if connection.vendor == "postgresql":
-        return _update_with_event(
-            rows, values, event=event, now=now, hostname=hostname, message=message, read_back=False
+    if connection.vendor == "postgresql" and event is not None:
+        query = rows.query.chain(sql.UpdateQuery)
+        query.add_update_values(values)
+        update, params = query.get_compiler(rows.db).as_sql()
+        statement = (
+            f"WITH changed AS ({update} RETURNING *), event AS (INSERT INTO {JobEvent._meta.db_table} "
+            "(job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed) "
         )
+        params = [*params, event, now, hostname, message]
+        if read_back:
+            return next(iter(Job.objects.raw(statement + "SELECT * FROM changed", params)), None)
+        with connection.cursor() as cursor:
+            cursor.execute(statement + "SELECT COUNT(*) FROM changed", params)
+            return cursor.fetchone()[0] > 0
+    # Inside a caller's transaction (an outcome written with the body's own records) no savepoint is
+    # needed: a failure here fails the whole commit anyway.
     with transaction.atomic(savepoint=False):
         updated = rows.update(**values)
-        if updated:
+        if updated and event is not None:
             JobEvent.objects.create(job_id=job_id, kind=event, at=now, hostname=hostname, message=message)
+        if read_back:
+            return Job.objects.get(pk=job_id) if updated else None
     return bool(updated)
-
-
-def _update_with_event(
-    rows, values: dict[str, Any], *, event: EventKind, now: datetime, hostname: str, message: str, read_back: bool
-) -> Any:
-    """PostgreSQL: the conditional UPDATE and its event's INSERT as one statement, one round trip and one
-    commit (four round trips as a transaction: begin, update, insert, commit). The UPDATE is the one
-    ``QuerySet.update`` would run, compiled by Django. Returns whether the row changed, or with
-    ``read_back`` the changed job (``None`` if none), from the UPDATE's ``RETURNING``."""
-    query = rows.query.chain(sql.UpdateQuery)
-    query.add_update_values(values)
-    update, params = query.get_compiler(rows.db).as_sql()
-    statement = (
-        f"WITH changed AS ({update} RETURNING *), event AS (INSERT INTO {JobEvent._meta.db_table} "
-        "(job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed) "
-    )
-    params = [*params, event, now, hostname, message]
-    if read_back:
-        return next(iter(Job.objects.raw(statement + "SELECT * FROM changed", params)), None)
-    with connection.cursor() as cursor:
-        cursor.execute(statement + "SELECT COUNT(*) FROM changed", params)
-        return cursor.fetchone()[0] > 0
 
 
 def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: str = "") -> None:
@@ -127,25 +143,15 @@ def claim(job_id: int, *, task_id: str, hostname: str, lease: timedelta, now: da
     returns the claimed job, ``None`` if this message may not start it.
 
     PostgreSQL: one statement, the UPDATE returning the row with its ``started`` event's INSERT: one round
-    trip instead of five (the change, its event, the commit, then reading the row). SQLite: the change,
-    then the row, in one transaction.
+    trip instead of five (the change, its event, the commit, then reading the row).
     """
     now = now or timezone.now()
-    sources = (State.QUEUED, State.RETRYING)
-    when = {"celery_task_id": task_id, "published_at__isnull": False}
-    changes = {"attempts": F("attempts") + 1, "started_at": now, "finished_at": None, "worker": hostname,
-               "lease_expires_at": now + lease, "progress": None, "status_message": ""}  # fmt: skip
-    if connection.vendor == "postgresql":
-        check_transition(sources, State.RUNNING)
-        rows = Job.objects.filter(pk=job_id, state__in=sources, **when)
-        values = {"state": State.RUNNING, "modified_at": now, **changes}
-        return _update_with_event(
-            rows, values, event=EventKind.STARTED, now=now, hostname=hostname, message="", read_back=True
-        )
-    with transaction.atomic():
-        claimed = transition(job_id, sources=sources, target=State.RUNNING, event=EventKind.STARTED,
-                             hostname=hostname, when=when, now=now, **changes)  # fmt: skip
-        return Job.objects.get(pk=job_id) if claimed else None
+    return _move(
+        job_id, sources=(State.QUEUED, State.RETRYING), target=State.RUNNING, event=EventKind.STARTED,
+        hostname=hostname, message="", when={"celery_task_id": task_id, "published_at__isnull": False}, now=now,
+        read_back=True, attempts=F("attempts") + 1, started_at=now, finished_at=None, worker=hostname,
+        lease_expires_at=now + lease, progress=None, status_message="",
+    )  # fmt: skip
 
 
 def _end_attempt(
