@@ -217,6 +217,29 @@ def test_the_base_url_replaces_twilios_host_and_keeps_a_path_prefix():
     assert rebased == "http://127.0.0.1:8081/twilio/2010-04-01/Accounts/AC1/Messages.json?PageSize=2"
 
 
+@pytest.mark.django_db
+def test_a_proxy_from_the_environment_carries_the_sms_and_is_read_once(fake_twilio, settings, monkeypatch):
+    # The fake stands in for the proxy: a host that does not resolve is reached only through it.
+    settings.TWILIO_API_BASE_URL = "http://twilio.invalid"
+    monkeypatch.setenv("HTTP_PROXY", fake_twilio.url)
+    channel = TwilioSms.from_settings()
+    monkeypatch.delenv("HTTP_PROXY")
+
+    sent = channel.send(to=TO, body="Through the proxy")
+
+    assert [m.sid for m in fake_twilio.messages] == [sent.provider_id]
+
+
+@pytest.mark.django_db
+def test_no_proxy_from_the_environment_sends_twilios_host_around_the_proxy(fake_twilio, settings, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    TwilioSms.from_settings().send(to=TO, body="Around the proxy")
+
+    assert [m.body for m in fake_twilio.messages] == ["Around the proxy"]
+
+
 # --- SMS into the local sink ----------------------------------------------------------------------------
 
 
