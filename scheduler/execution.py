@@ -67,12 +67,15 @@ class JobContext:
         raise JobAborted(reason)
 
     def progress(self, fraction: float | None, message: str = "") -> None:
-        """Report progress (0.0 to 1.0) and a short status message, shown on the job's page."""
+        """Report progress (0.0 to 1.0) and a short status message, shown on the job's page; renews the
+        lease and is an abort check too (``JobCancelled``), in the same statement."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError(f"progress must be between 0 and 1, not {fraction}")
-        self._mine().update(
+        reported = self._mine().update(
             progress=fraction, status_message=message[:500], lease_expires_at=timezone.now() + self._lease
         )
+        if not reported:
+            raise JobCancelled(f"job {self.id} was cancelled")
         self._lease_renewed = time.monotonic()
 
     def needs_attention(self, reason: str) -> None:

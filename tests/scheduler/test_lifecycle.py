@@ -5,8 +5,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from scheduler.errors import JobCancelled
+from scheduler.execution import JobContext
 from scheduler.lifecycle import TRANSITIONS, IllegalTransition, cancel_all, check_transition, claim, transition
 from scheduler.models import FINAL_STATES, EventKind, Job, State
+from scheduler.services import job_cancel
 from tests.factories import JobFactory
 
 LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
@@ -118,3 +121,16 @@ def test_cancel_all_cancels_every_active_job_with_one_event_each_and_names_the_m
     done.refresh_from_db()
     assert done.state == State.SUCCEEDED and not done.events.exists()
     assert cancel_all(reason="again") == (0, [])
+
+
+@pytest.mark.django_db
+def test_reporting_progress_is_an_abort_check_for_a_job_cancelled_meanwhile():
+    job = JobFactory(state=State.QUEUED, published_at=timezone.now(), celery_task_id="message-1")
+    running = claim(job.pk, task_id="message-1", hostname="w1", lease=timedelta(minutes=5))
+    context = JobContext(running, hostname="w1", task_id="message-1", lease=timedelta(minutes=5))
+    context.progress(0.5, "halfway")
+    assert Job.objects.get(pk=job.pk).status_message == "halfway"
+
+    assert job_cancel(job_id=job.pk)
+    with pytest.raises(JobCancelled):
+        context.progress(0.6, "further")
