@@ -28,10 +28,12 @@ from alerts import channels
 from alerts.channel_health import delivery_failed_for_good, delivery_hold
 from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope
 from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
+from alerts.fanout import WHOLE, Share
 from alerts.messages import channel_text, email_subject
 from alerts.models import Contact, Delivery, DeliveryState, Occurrence
 from alerts.services import alert_complete_if_done
 from scheduler.errors import RetryLater
+from scheduler.models import ACTIVE_STATES, Job
 
 ACK_SALT = "alerts.acknowledge"
 # A slot this close is used at once: the provider queues a second's worth itself.
@@ -124,11 +126,18 @@ def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
 
 
 def occurrence_deliver(
-    *, job, occurrence_id: int, channel: str, contact_id: int | None = None, stage: Stage = NO_STAGE
+    *,
+    job,
+    occurrence_id: int,
+    channel: str,
+    contact_id: int | None = None,
+    stage: Stage = NO_STAGE,
+    share: Share = WHOLE,
 ) -> dict[str, object]:
     """Deliver the occurrence to every active recipient on ``channel`` (only ``contact_id``'s, for a fallback
     or an after-quiet-hours job: see ``alerts/channel_health.py``; the recipients of its escalation step for
-    a ``stage``: see ``alerts/escalation.py``); raise to retry or fail the job."""
+    a ``stage``: see ``alerts/escalation.py``; those of one ``share``: see ``alerts/fanout.py``); raise to
+    retry or fail the job."""
     occurrence = Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
@@ -139,10 +148,18 @@ def occurrence_deliver(
     if reason:
         job.abort(reason)
     spec = channels.get(channel)
-    recipients = _stage_recipients(job, alert, stage, channel, contact_id) if stage else alert.recipients.all()
+    if stage:
+        recipients = _stage_recipients(job, alert, stage, channel, contact_id)
+    else:
+        recipients = share.of(alert.recipients.all())
     recipients = [c for c in recipients if c.is_active and spec.address(c)]
     if contact_id is not None:
         recipients = [c for c in recipients if c.pk == contact_id]
+    if not recipients and share:
+        # Contact ids need not spread evenly: a share may be empty, which ends it like a share sent.
+        job.summarize(f"{channel}: {share.label} has no active recipient with an address")
+        job.record_with_outcome(lambda: alert_complete_if_done(alert=alert, finishing_job_id=job.id))
+        return Tally().as_result()
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
     sender = spec.transport()
@@ -150,8 +167,7 @@ def occurrence_deliver(
     try:
         for number, contact in enumerate(recipients, start=1):
             if number > 1:  # for the first, the job's claim a moment ago was the abort check
-                job.check()
-                job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")
+                job.progress((number - 1) / len(recipients), f"{channel} to {contact.name}")  # and the check
             subject = email_subject(alert, contact=contact) if channel == "email" else ""
             _deliver_to(job, sender, occurrence, contact, spec, subject, tally, stage)
     except BaseException:
@@ -228,6 +244,9 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
                       "job_id": job.id},
         )  # fmt: skip
     if not created and delivery.state == DeliveryState.SENDING:
+        if _held_by_another_job(delivery, job.id):
+            tally.skipped += 1
+            return
         # An earlier attempt claimed it and never recorded the outcome: its worker died before or after the
         # provider call. Only the provider knows which.
         if not _settle_interrupted(sender, delivery, occurrence, contact, tally, job_id=job.id):
@@ -270,6 +289,15 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     })  # fmt: skip
     tally.sent += 1
     tally.via_sink = tally.via_sink or sent.via_sink
+
+
+def _held_by_another_job(delivery: Delivery, job_id: int) -> bool:
+    """Whether another job that is not over claimed the delivery: it may be sending it this moment, and if
+    its worker died, that job's own next attempt settles it. (Two jobs meet on one recipient when an
+    occurrence was planned again with its recipients shared differently.)"""
+    if delivery.job_id in (None, job_id):
+        return False
+    return Job.objects.filter(pk=delivery.job_id, state__in=ACTIVE_STATES).exists()
 
 
 def _held_by_sending_rate(sender, delivery: Delivery, body: str, contact: Contact, tally: Tally) -> bool:

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.escalation import NO_STAGE, Stage, policy_plan, step_label
+from alerts.fanout import WHOLE, Share, occurrence_shares
 from alerts.models import Alert, AlertState, Occurrence
 from alerts.schedules import ScheduleError, alert_due_times
 from alerts.tasks import DELIVERY_TASKS
@@ -41,18 +42,20 @@ class PlanReport:
     skipped: int = 0  # due times older than the catch-up window, not delivered
 
 
-def occurrence_label(alert: Alert, channel: str, recipients: int) -> str:
-    return f"{alert.name} · {channel} · {recipients} recipient{'s' if recipients != 1 else ''}"
+def occurrence_label(alert: Alert, channel: str, recipients: int, share: Share = WHOLE) -> str:
+    who = f"{recipients} recipient{'s' if recipients != 1 else ''}"
+    return f"{alert.name} · {channel} · {share.label} of {who}" if share else f"{alert.name} · {channel} · {who}"
 
 
-def occurrence_job_key(occurrence_id: int, channel: str, stage: Stage = NO_STAGE) -> str:
-    """The unique key of an occurrence's delivery job on one channel (and escalation step): its identity,
-    and how it is found."""
-    return f"occurrence:{occurrence_id}:{channel}{stage.key_suffix}"
+def occurrence_job_key(occurrence_id: int, channel: str, stage: Stage = NO_STAGE, share: Share = WHOLE) -> str:
+    """The unique key of an occurrence's delivery job on one channel (and escalation step, or share of the
+    recipients): its identity, and how it is found."""
+    return f"occurrence:{occurrence_id}:{channel}{stage.key_suffix}{share.key_suffix}"
 
 
 def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int | None = None) -> Occurrence:
-    """Record the occurrence and enqueue one delivery job per channel; idempotent.
+    """Record the occurrence and enqueue its delivery jobs, one per channel and share of the recipients
+    (``alerts/fanout.py``); idempotent.
 
     The occurrence's time is its identity: a second planner, a replayed run or a double click finds the
     existing occurrence and its jobs instead of making new ones.
@@ -67,15 +70,17 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
             _enqueue_walk(alert, occurrence)
             return occurrence
         for channel in alert.channels:
-            DELIVERY_TASKS[channel].enqueue_with(
-                args=[occurrence.pk],
-                eta=scheduled_for,
-                target=alert,
-                unique_key=occurrence_job_key(occurrence.pk, channel),
-                label=occurrence_label(alert, channel, recipients),
-                max_attempts=alert.max_attempts,
-                retry_delay=alert.retry_delay,
-            )
+            for share in occurrence_shares(recipients):
+                DELIVERY_TASKS[channel].enqueue_with(
+                    args=[occurrence.pk],
+                    kwargs=share.job_kwargs,
+                    eta=scheduled_for,
+                    target=alert,
+                    unique_key=occurrence_job_key(occurrence.pk, channel, share=share),
+                    label=occurrence_label(alert, channel, recipients, share),
+                    max_attempts=alert.max_attempts,
+                    retry_delay=alert.retry_delay,
+                )
     return occurrence
 
 

@@ -50,6 +50,10 @@ def occurrences_still_needed(ids: list[int]) -> set[int]:
     keys = {_job_key(pk, channel): pk for pk in ids for channel in Channel.values}
     active = Job.objects.filter(unique_key__in=keys, state__in=ACTIVE_STATES).values_list("unique_key", flat=True)
     needed = {keys[key] for key in active}
+    # A fan-out's jobs ("occurrence:<id>:<channel>:share:<i>:of:<n>", alerts/fanout.py): few are active at once.
+    shares = Job.objects.filter(unique_key__startswith="occurrence:", unique_key__contains=":share:",
+                                state__in=ACTIVE_STATES).values_list("unique_key", flat=True)  # fmt: skip
+    needed |= {int(key.split(":")[1]) for key in shares} & set(ids)
     newer = Delivery.objects.filter(contact=OuterRef("contact"), channel=Channel.SMS).filter(
         Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
     )

@@ -43,11 +43,13 @@ def _lock(alert: Alert) -> Alert:
 
 def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
     keys = [occurrence_job_key(pk, channel) for pk in occurrence_ids for channel in Channel.values]
-    # An escalation's step jobs: "occurrence:<id>:<channel>:round:<r>:step:<s>".
-    steps = Q()
+    # An escalation's step jobs, "occurrence:<id>:<channel>:round:<r>:step:<s>", and the jobs of a fan-out,
+    # "occurrence:<id>:<channel>:share:<i>:of:<n>".
+    planned = Q(unique_key__contains=":round:") | Q(unique_key__contains=":share:")
+    others = Q()
     for pk in occurrence_ids:
-        steps |= Q(unique_key__startswith=f"occurrence:{pk}:", unique_key__contains=":round:")
-    return jobs_for_target(alert).filter(Q(unique_key__in=keys) | steps)
+        others |= Q(unique_key__startswith=f"occurrence:{pk}:") & planned
+    return jobs_for_target(alert).filter(Q(unique_key__in=keys) | others)
 
 
 def _next_due_after_edit(

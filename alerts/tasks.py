@@ -24,15 +24,22 @@ def delivery_task(channel: DeliveryChannel) -> TrackedTask:
     """The tracked task delivering an occurrence on ``channel`` (``alerts.deliver_<name>``, on its queue)."""
 
     def deliver(
-        job, occurrence_id: int, contact_id: int | None = None, escalation_round: int = 0, escalation_step: int = 0
+        job,
+        occurrence_id: int,
+        contact_id: int | None = None,
+        escalation_round: int = 0,
+        escalation_step: int = 0,
+        share: int = 0,
+        shares: int = 1,
     ) -> dict[str, object]:
         from alerts.delivery import occurrence_deliver
         from alerts.escalation import Stage
+        from alerts.fanout import Share
 
-        stage = Stage(escalation_round, escalation_step)
         return occurrence_deliver(
-            job=job, occurrence_id=occurrence_id, channel=channel.name, contact_id=contact_id, stage=stage
-        )
+            job=job, occurrence_id=occurrence_id, channel=channel.name, contact_id=contact_id,
+            stage=Stage(escalation_round, escalation_step), share=Share(share, shares),
+        )  # fmt: skip
 
     deliver.__name__ = deliver.__qualname__ = f"deliver_{channel.name}"
     deliver.__doc__ = f"Deliver one occurrence of an alert by {channel.name} to each of its recipients."

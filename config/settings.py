@@ -317,6 +317,9 @@ JOB_RETENTION_PRUNERS = ["alerts.retention.prune"]
 ALERT_PLAN_INTERVAL = timedelta(seconds=env.int("ALERT_PLAN_INTERVAL_SECONDS", 10, minimum=1))
 ALERT_PLAN_AHEAD = timedelta(seconds=env.int("ALERT_PLAN_AHEAD_SECONDS", 120, minimum=0))
 ALERT_CATCH_UP = timedelta(seconds=env.int("ALERT_CATCH_UP_SECONDS", 3600, minimum=1))
+# An occurrence's recipients on a channel are shared among delivery jobs of at most about this many each
+# (alerts/fanout.py): jobs run side by side, where one job would send to 10,000 people one after another.
+ALERT_RECIPIENTS_PER_JOB = env.int("ALERT_RECIPIENTS_PER_JOB", 25, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "alerts.plan-due": {

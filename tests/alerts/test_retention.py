@@ -68,6 +68,14 @@ def test_an_occurrence_with_a_waiting_or_running_delivery_job_is_kept():
     assert remaining(waiting, running, finished) == {waiting.pk, running.pk}
 
 
+def test_an_occurrence_with_a_waiting_share_of_its_fan_out_is_kept():
+    waiting, finished = occurrence(40), occurrence(40)
+    JobFactory(state=State.QUEUED, unique_key=f"occurrence:{waiting.pk}:sms:share:3:of:4")
+    JobFactory(state=State.SUCCEEDED, unique_key=f"occurrence:{finished.pk}:sms:share:3:of:4")
+    prune()
+    assert remaining(waiting, finished) == {waiting.pk}
+
+
 def test_the_latest_sms_to_a_contact_stays_while_its_alert_waits_for_an_acknowledgement():
     contact = ContactFactory()
     waiting = AlertFactory(state=AlertState.ACTIVE, recipients=[contact])
