@@ -34,11 +34,12 @@ KEYS = [
     "recurring_p99_s", "recurring_duplicates", "recurring_edit_undelivered", "recurring_50k_plan_lag_p99_s",
     "cancel_all_s", "cancel_all_ran_after", "broker", "embedded_jobs_per_s", "jobs_page_p95_during_prune_ms",
     "provider_latency_jobs_per_s", "provider_latency_bare_prefork_per_s", "tracked_vs_bare_sms_ratio",
-    "tracked_vs_plain_celery_ratio", "tracked_cpu_ms_total",
+    "tracked_vs_plain_celery_ratio", "tracked_cpu_ms_total", "fanout_sms_per_s", "fanout_one_job_sms_per_s",
 ]  # fmt: skip
 SCALES: dict[str, dict[str, int]] = {
     "full": {
         "bare_n": 20_000, "tracked_n": 3_000, "latency_tracked_n": 3_000, "latency_bare_n": 200,
+        "fanout_n": 10_000, "fanout_one_job_n": 40,
         "eta_rate": 50, "eta_seconds": 60,
         "cancel_n": 100_000, "cancel_published": 5_000,
         "recurring_n": 10_000, "plan_n": 50_000,
@@ -47,6 +48,7 @@ SCALES: dict[str, dict[str, int]] = {
     },
     "small": {
         "bare_n": 2_000, "tracked_n": 300, "latency_tracked_n": 300, "latency_bare_n": 40,
+        "fanout_n": 300, "fanout_one_job_n": 20,
         "eta_rate": 50, "eta_seconds": 10,
         "cancel_n": 10_000, "cancel_published": 300,
         "recurring_n": 300, "plan_n": 1_000,

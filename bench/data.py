@@ -68,6 +68,17 @@ def alerts(
     return ids
 
 
+def alert_to_many(count: int, *, name: str) -> int:
+    """One active SMS alert to ``count`` new contacts (a reminder to a crowd); returns its id."""
+    from alerts.models import Alert
+
+    alert = Alert.objects.create(name=name, message="Reminder for {{ contact.name }}: {{ alert.name }}",
+                                 send_sms=True, send_email=False, schedule_kind="once", send_at=None)  # fmt: skip
+    through = Alert.recipients.through
+    through.objects.bulk_create([through(alert_id=alert.pk, contact_id=pk) for pk in contacts(count)], batch_size=BATCH)
+    return alert.pk
+
+
 # --- Run in worker processes of a pool (or in the benchmark itself for small counts) --------------------
 
 

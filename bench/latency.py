@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+from bench import fanout
 from bench.progress import Progress, show
 from bench.stats import rate, ratio
 
@@ -68,12 +69,14 @@ def run(ctx, tracked) -> dict[str, object]:
             tracked(ctx, WARM_UP, label=f"warm-up: {label}", worker_pid=workers[0].pid)
             result = tracked(ctx, ctx.scale["latency_tracked_n"], label=label, profile="latency",
                              worker_pid=workers[0].pid)  # fmt: skip
+            crowd = fanout.run(ctx, latency_ms)
         finally:
             for worker in workers:
                 stack.stop(worker)
     finally:
         stack.set_provider_latency(0)
     return {
+        **crowd,
         "provider_latency_ms": latency_ms,
         "provider_latency_jobs_per_s": round(result["per_s"], 1),
         "provider_latency_bare_prefork_per_s": round(bare_per_s, 1),
@@ -94,4 +97,5 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
         (f"1b provider answering in {ms} ms: tracked alert SMS (shipped workers)", show(value, "/s"), ">= 100",
          verdict(value, lambda v: v >= 100)),
         ("  bare SMS task, default prefork pool", show(keys.get("provider_latency_bare_prefork_per_s"), "/s"), "", ""),
+        *fanout.rows(keys),
     ]  # fmt: skip
