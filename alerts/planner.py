@@ -70,17 +70,13 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
             _enqueue_walk(alert, occurrence)
             return occurrence
         for channel in alert.channels:
-            for share in occurrence_shares(recipients):
-                DELIVERY_TASKS[channel].enqueue_with(
-                    args=[occurrence.pk],
-                    kwargs=share.job_kwargs,
-                    eta=scheduled_for,
-                    target=alert,
-                    unique_key=occurrence_job_key(occurrence.pk, channel, share=share),
-                    label=occurrence_label(alert, channel, recipients, share),
-                    max_attempts=alert.max_attempts,
-                    retry_delay=alert.retry_delay,
-                )
+            DELIVERY_TASKS[channel].enqueue_many([
+                {"args": [occurrence.pk], "kwargs": share.job_kwargs, "eta": scheduled_for, "target": alert,
+                 "unique_key": occurrence_job_key(occurrence.pk, channel, share=share),
+                 "label": occurrence_label(alert, channel, recipients, share),
+                 "max_attempts": alert.max_attempts, "retry_delay": alert.retry_delay}
+                for share in occurrence_shares(recipients)
+            ])  # fmt: skip
     return occurrence
 
 

@@ -48,7 +48,7 @@ SCALES: dict[str, dict[str, int]] = {
     },
     "small": {
         "bare_n": 2_000, "tracked_n": 300, "latency_tracked_n": 300, "latency_bare_n": 40,
-        "fanout_n": 300, "fanout_one_job_n": 20,
+        "fanout_n": 1_000, "fanout_one_job_n": 20,
         "eta_rate": 50, "eta_seconds": 10,
         "cancel_n": 10_000, "cancel_published": 300,
         "recurring_n": 300, "plan_n": 1_000,

@@ -40,16 +40,72 @@ def job_enqueue(
 
     With ``unique_key``, enqueueing the same work twice returns the first job instead of a second one.
     """
+    job, events, publish = _new_job(
+        task_name=task_name, queue=queue, args=args, kwargs=kwargs, eta=eta, max_attempts=max_attempts,
+        retry_delay=retry_delay, target=target, unique_key=unique_key, label=label, now=timezone.now(),
+    )  # fmt: skip
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            JobEvent.objects.bulk_create(events)
+    except IntegrityError:
+        if unique_key is None:
+            raise
+        return Job.objects.get(unique_key=unique_key)
+    if publish:
+        publishing.send_on_commit(job)
+    return job
+
+
+def jobs_enqueue(requests: list[dict[str, Any]]) -> list[Job]:
+    """``job_enqueue`` for each dict of its arguments, in one INSERT for the jobs and one for their events
+    (an occurrence's shares: hundreds of jobs at once); returns the jobs in the same order.
+
+    A unique key that exists already gives the existing job, as ``job_enqueue`` does. If another process
+    inserts one of the keys meanwhile, the batch falls back to one job at a time.
+    """
+    if len(requests) <= 1:
+        return [job_enqueue(**request) for request in requests]
+    now = timezone.now()
+    built = [_new_job(**request, now=now) for request in requests]
+    keys = [job.unique_key for job, _, _ in built if job.unique_key is not None]
+    try:
+        with transaction.atomic():
+            existing = Job.objects.in_bulk(keys, field_name="unique_key") if keys else {}
+            fresh = [(job, events, publish) for job, events, publish in built if job.unique_key not in existing]
+            Job.objects.bulk_create([job for job, _, _ in fresh])
+            JobEvent.objects.bulk_create([event for _, events, _ in fresh for event in events])
+    except IntegrityError:
+        return [job_enqueue(**request) for request in requests]
+    for job, _, publish in fresh:
+        if publish:
+            publishing.send_on_commit(job)
+    return [existing.get(job.unique_key, job) for job, _, _ in built]
+
+
+def _new_job(
+    *,
+    task_name: str,
+    queue: str,
+    args: list[Any] | tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    eta: datetime | None = None,
+    max_attempts: int = 1,
+    retry_delay: timedelta | None = None,
+    target: models.Model | None = None,
+    unique_key: str | None = None,
+    label: str = "",
+    now: datetime,
+) -> tuple[Job, list[JobEvent], bool]:
+    """The job row to insert, its first events, and whether it is published once they commit."""
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     if eta is not None and timezone.is_naive(eta):
         raise ValueError("eta must be timezone-aware")
-    kwargs = kwargs or {}
     try:
-        args, kwargs = json.loads(json.dumps([list(args), kwargs]))
+        args, kwargs = json.loads(json.dumps([list(args), kwargs or {}]))
     except TypeError as exc:
         raise TypeError(f"arguments of {task_name} must be JSON values: {exc}") from None
-    now = timezone.now()
     job = Job(
         task_name=task_name,
         queue=queue,
@@ -70,17 +126,7 @@ def job_enqueue(
     publish = job.eta <= publishing.horizon_end(now)
     if publish:
         events.append(publishing.mark_new(job, now=now))
-    try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-            JobEvent.objects.bulk_create(events)
-    except IntegrityError:
-        if unique_key is None:
-            raise
-        return Job.objects.get(unique_key=unique_key)
-    if publish:
-        publishing.send_on_commit(job)
-    return job
+    return job, events, publish
 
 
 def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = False) -> bool:

@@ -5,6 +5,7 @@
 
     deliver.enqueue(alert_id)                                    # as soon as possible
     deliver.enqueue_with(args=[alert_id], eta=when, target=alert)  # at a time, linked to an object
+    deliver.enqueue_many([{"args": [a]} for a in alert_ids])     # several, in one INSERT
 
 The Celery message carries only the job's id; the arguments live in the job row, which is the record.
 """
@@ -96,22 +97,37 @@ class TrackedTask:
         label: str = "",
     ) -> Job:
         """Run at ``eta``, or after ``delay``, or now; returns the job, which is also its handle."""
+        return services.job_enqueue(
+            **self._request(args=args, kwargs=kwargs, eta=eta, delay=delay, target=target, unique_key=unique_key,
+                            max_attempts=max_attempts, retry_delay=retry_delay, label=label)
+        )  # fmt: skip
+
+    def enqueue_many(self, calls: list[dict[str, Any]]) -> list[Job]:
+        """``enqueue_with(**call)`` for each call, the jobs and their events written in one INSERT each."""
+        return services.jobs_enqueue([self._request(**call) for call in calls])
+
+    def _request(
+        self,
+        *,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        eta: datetime | None = None,
+        delay: timedelta | None = None,
+        target: models.Model | None = None,
+        unique_key: str | None = None,
+        max_attempts: int | None = None,
+        retry_delay: timedelta | None = None,
+        label: str = "",
+    ) -> dict[str, Any]:
         if eta is not None and delay is not None:
             raise ValueError("give eta or delay, not both")
         if delay is not None:
             eta = timezone.now() + delay
-        return services.job_enqueue(
-            task_name=self.name,
-            queue=self.queue,
-            args=args,
-            kwargs=kwargs,
-            eta=eta,
-            max_attempts=max_attempts or self.max_attempts,
-            retry_delay=retry_delay or self.retry_delay,
-            target=target,
-            unique_key=unique_key,
-            label=label,
-        )
+        return {
+            "task_name": self.name, "queue": self.queue, "args": args, "kwargs": kwargs, "eta": eta,
+            "max_attempts": max_attempts or self.max_attempts, "retry_delay": retry_delay or self.retry_delay,
+            "target": target, "unique_key": unique_key, "label": label,
+        }  # fmt: skip
 
     def __repr__(self) -> str:
         return f"<tracked task {self.name} on {self.queue}>"

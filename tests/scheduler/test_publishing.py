@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduler import publishing
@@ -109,6 +110,30 @@ def test_the_same_work_enqueued_twice_is_one_job(broker):
     assert first.pk == second.pk
     assert Job.objects.count() == 1
     assert queue_size("default") == 1
+
+
+def test_many_jobs_are_written_in_as_many_statements_as_three_and_each_is_published(broker):
+    def enqueue(count: int, prefix: str) -> tuple[list[Job], int]:
+        with CaptureQueriesContext(connection) as statements:
+            jobs = echo.enqueue_many([{"args": [i], "unique_key": f"{prefix}:{i}"} for i in range(count)])
+        return jobs, len(statements)
+
+    few, few_statements = enqueue(3, "few")
+    many, many_statements = enqueue(30, "many")
+
+    assert many_statements == few_statements
+    assert [job.args for job in many] == [[i] for i in range(30)]
+    assert queue_size("default") == 33
+    for job in Job.objects.all():
+        assert [e.kind for e in job.events.all()] == ["scheduled", "sent"] and job.state == State.QUEUED
+
+
+def test_enqueueing_many_returns_the_existing_job_for_a_key_that_exists(broker):
+    first = echo.enqueue_with(args=["once"], unique_key="share:1")
+    jobs = echo.enqueue_many([{"args": ["once"], "unique_key": "share:1"}, {"args": ["two"], "unique_key": "share:2"}])
+    assert jobs[0].pk == first.pk and jobs[1].args == ["two"]
+    assert Job.objects.count() == 2
+    assert queue_size("default") == 2
 
 
 def test_a_failed_publish_puts_the_job_back_for_the_dispatcher(broker):
