@@ -27,7 +27,7 @@ from alerts.planner import alert_plan, due_after, is_due_time, occurrence_enqueu
 from alerts.selectors import latest_sms_delivery_to
 from scheduler.models import ACTIVE_STATES, WAITING_STATES, Job
 from scheduler.selectors import jobs_for_target
-from scheduler.services import job_cancel
+from scheduler.services import job_cancel, jobs_cancel_all
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,7 @@ def alert_cancel(*, alert: Alert) -> int:
     """
     with transaction.atomic():
         _set_state(alert, AlertState.CANCELLED, from_states=(AlertState.ACTIVE, AlertState.PAUSED))
-        jobs = jobs_for_target(alert, states=ACTIVE_STATES).values_list("pk", flat=True)
-        return sum(job_cancel(job_id=pk, reason="the alert was cancelled") for pk in jobs)
+        return jobs_cancel_all(target=alert, reason="the alert was cancelled")
 
 
 def occurrence_acknowledge(*, occurrence: Occurrence, by: str, at: datetime | None = None) -> bool:

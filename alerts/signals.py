@@ -7,15 +7,12 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from alerts.models import Alert, Delivery, DeliveryState
-from scheduler.models import ACTIVE_STATES
-from scheduler.selectors import jobs_for_target
-from scheduler.services import job_cancel, resend_requested
+from scheduler.services import jobs_cancel_all, resend_requested
 
 
 @receiver(post_delete, sender=Alert)
 def forget_deleted_alert(sender, instance: Alert, **kwargs) -> None:
-    for job_id in jobs_for_target(instance, states=ACTIVE_STATES).values_list("pk", flat=True):
-        job_cancel(job_id=job_id, reason="the alert was deleted")
+    jobs_cancel_all(target=instance, reason="the alert was deleted")
 
 
 @receiver(resend_requested)

@@ -370,9 +370,12 @@ def cancel(job_id: int, *, reason: str, now: datetime | None = None) -> bool:
     )
 
 
-def cancel_all(*, reason: str, now: datetime | None = None) -> tuple[int, list[str]]:
-    """Cancel every waiting and running job, each with its ``cancelled`` event; return how many, and the
-    task ids of those whose message may be in a broker or a worker (to revoke).
+def cancel_all(
+    *, reason: str, target: tuple[int, str] | None = None, now: datetime | None = None
+) -> tuple[int, list[str]]:
+    """Cancel every waiting and running job (only those of ``target``, a content type id and an object id,
+    if given), each with its ``cancelled`` event; return how many, and the task ids of those whose message
+    may be in a broker or a worker (to revoke).
 
     PostgreSQL: one statement, an ``UPDATE ... RETURNING`` feeding an ``INSERT ... SELECT`` of the events
     (100,000 jobs in about 2 s on two busy cores, where locking, chunked UPDATEs and ORM-built events
@@ -381,12 +384,15 @@ def cancel_all(*, reason: str, now: datetime | None = None) -> tuple[int, list[s
     """
     now = now or timezone.now()
     job, event = Job._meta.db_table, JobEvent._meta.db_table
-    states = sorted(ACTIVE_STATES)
-    marks = ", ".join(["%s"] * len(states))
+    where_params = sorted(ACTIVE_STATES)
+    where = f"state IN ({', '.join(['%s'] * len(where_params))})"
+    if target is not None:
+        where += " AND target_type_id = %s AND target_id = %s"  # the job_target index, as jobs_for_target
+        where_params += target
     values = [State.CANCELLED, now, now, reason[:500]]
     update = (
         f"UPDATE {job} SET state = %s, modified_at = %s, finished_at = %s, status_message = %s, "
-        f"lease_expires_at = NULL WHERE state IN ({marks})"
+        f"lease_expires_at = NULL WHERE {where}"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -396,22 +402,21 @@ def cancel_all(*, reason: str, now: datetime | None = None) -> tuple[int, list[s
                 "SELECT id, %s, %s, '', %s FROM cancelled) "
                 "SELECT (SELECT COUNT(*) FROM cancelled), (SELECT COALESCE(array_agg(celery_task_id), '{}') "
                 "FROM cancelled WHERE celery_task_id <> '' AND published_at IS NOT NULL)",
-                [*values, *states, EventKind.CANCELLED, now, reason[:500]],
+                [*values, *where_params, EventKind.CANCELLED, now, reason[:500]],
             )
             count, task_ids = cursor.fetchone()
             return count, list(task_ids)
         cursor.execute(
-            f"SELECT celery_task_id FROM {job} WHERE state IN ({marks}) "
-            "AND celery_task_id <> '' AND published_at IS NOT NULL",
-            states,
+            f"SELECT celery_task_id FROM {job} WHERE {where} AND celery_task_id <> '' AND published_at IS NOT NULL",
+            where_params,
         )
         task_ids = [row[0] for row in cursor.fetchall()]
         cursor.execute(
             f"INSERT INTO {event} (job_id, kind, at, hostname, message) "
-            f"SELECT id, %s, %s, '', %s FROM {job} WHERE state IN ({marks})",
-            [EventKind.CANCELLED, now, reason[:500], *states],
+            f"SELECT id, %s, %s, '', %s FROM {job} WHERE {where}",
+            [EventKind.CANCELLED, now, reason[:500], *where_params],
         )
-        cursor.execute(update, [*values, *states])
+        cursor.execute(update, [*values, *where_params])
         return cursor.rowcount, task_ids
 
 

@@ -143,14 +143,18 @@ def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = Fals
     return cancelled
 
 
-def jobs_cancel_all(*, reason: str = "cancelled (cancel all)", terminate: bool = False) -> int:
-    """Cancel every waiting and running job in one sweep; return how many were cancelled.
+def jobs_cancel_all(
+    *, reason: str = "cancelled (cancel all)", terminate: bool = False, target: models.Model | None = None
+) -> int:
+    """Cancel every waiting and running job (only ``target``'s, if given: an alert's hundreds of shares) in
+    one sweep and one revoke broadcast; return how many were cancelled.
 
     ``terminate`` also signals the processes running jobs (SIGTERM, turned into an error inside the
     body so that its context managers and transactions close); it is never the default.
     """
+    scope = None if target is None else (ContentType.objects.get_for_model(target).pk, str(target.pk))
     with transaction.atomic():
-        count, task_ids = lifecycle.cancel_all(reason=reason)
+        count, task_ids = lifecycle.cancel_all(reason=reason, target=scope)
         transaction.on_commit(lambda: publishing.revoke(task_ids, terminate=terminate))
     return count
 

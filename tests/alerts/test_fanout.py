@@ -6,6 +6,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts import services
@@ -125,6 +127,18 @@ def test_cancelling_the_alert_cancels_every_share():
     services.alert_schedule_sync(alert=alert)
     assert services.alert_cancel(alert=alert) == 3
     assert set(Job.objects.values_list("state", flat=True)) == {State.CANCELLED}
+
+
+@pytest.mark.django_db
+def test_cancelling_an_alert_takes_as_many_statements_for_thirty_shares_as_for_three(settings):
+    def cancel(recipients: int) -> int:
+        alert = AlertFactory(recipients=ContactFactory.create_batch(recipients))
+        services.alert_schedule_sync(alert=alert)
+        with CaptureQueriesContext(connection) as statements:
+            assert services.alert_cancel(alert=alert) == recipients // 3
+        return len(statements)
+
+    assert cancel(90) == cancel(9)
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from scheduler.errors import JobCancelled
@@ -121,6 +122,23 @@ def test_cancel_all_cancels_every_active_job_with_one_event_each_and_names_the_m
     done.refresh_from_db()
     assert done.state == State.SUCCEEDED and not done.events.exists()
     assert cancel_all(reason="again") == (0, [])
+
+
+@pytest.mark.django_db
+def test_cancel_all_of_one_target_leaves_the_other_targets_jobs_alone():
+    now, kind = timezone.now(), ContentType.objects.get_for_model(Job).pk
+    mine = [JobFactory(state=State.QUEUED, target_type_id=kind, target_id="1", celery_task_id=f"t{i}", published_at=now)
+            for i in range(3)]  # fmt: skip
+    other = JobFactory(
+        state=State.QUEUED, target_type_id=kind, target_id="10", celery_task_id="t-other", published_at=now
+    )
+    untargeted = JobFactory(state=State.SCHEDULED)
+
+    count, task_ids = cancel_all(reason="the alert was cancelled", target=(kind, "1"))
+
+    assert (count, sorted(task_ids)) == (3, ["t0", "t1", "t2"])
+    assert {job.state for job in Job.objects.filter(pk__in=[j.pk for j in mine])} == {State.CANCELLED}
+    assert [Job.objects.get(pk=j.pk).state for j in (other, untargeted)] == [State.QUEUED, State.SCHEDULED]
 
 
 @pytest.mark.django_db
