@@ -7,7 +7,8 @@ Twilio's API takes about 100-400 ms), each request in a thread of its own. Measu
   default prefork pool with one process per core; rate as in the throughput figure;
 - tracked: one-off alerts sent now, as in the throughput figure, but consumed by the workers the service
   ships (``runstack.worker_commands``: what `make run`, docker-compose and supervisord run), started for
-  this phase in place of the figure's worker and stopped after it.
+  this phase in place of the figure's worker and stopped after it; figure 1c (``bench/fanout.py``, one
+  alert to a crowd) runs on them too, before they stop.
 
 Plain Celery (provider answering at once, the figure's worker): ``bench.plain_sms``, a task that sends the
 SMS through the Twilio SDK and stores its result with django-celery-results; rate = ``N / (last result
