@@ -210,7 +210,9 @@ def test_a_full_twilio_queue_is_retried_in_seconds_not_in_an_hour(fake_twilio, m
     services.alert_send_now(alert=AlertFactory())
     wait_until(lambda: only_job().state == State.RETRYING, what="the first attempt to meet the full queue")
     job = only_job()
-    assert timedelta(seconds=1) <= job.eta - job.modified_at <= timedelta(seconds=2)
+    # The backoff counts from the provider's answer, a moment before the retry is written (CI saw 0.3 and
+    # 1.9 ms): "seconds, not an hour" is what this checks.
+    assert timedelta(seconds=0.9) <= job.eta - job.modified_at <= timedelta(seconds=2)
 
     job = job.wait(timeout=30)  # nothing brings it forward: it was published with its ETA at once
     assert job.state == State.SUCCEEDED, job.errors
