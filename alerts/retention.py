@@ -6,7 +6,8 @@ policy: the same ages and batches as jobs. An occurrence goes, with its deliveri
 - it was due longer ago than ``JOB_RETENTION_DAYS``, or ``JOB_FAILED_RETENTION_DAYS`` when one of its
   deliveries ended failed, undelivered or unknown (trouble is kept as long as failed jobs);
 - none of its deliveries is still pending or sending (an attempt may still settle it);
-- none of its delivery jobs is waiting or running (the job re-fetches its occurrence when it runs);
+- none of its delivery jobs (a share's, an escalation step's included) is waiting or running (the job
+  re-fetches its occurrence when it runs);
 - none of its SMS deliveries is the latest one to its contact while its alert is neither acknowledged
   nor cancelled: an ``ACK`` reply acknowledges the alert of the latest SMS sent to that phone, so that
   one stays, however old, until a newer SMS replaces it or the alert no longer waits for an answer.
@@ -50,10 +51,11 @@ def occurrences_still_needed(ids: list[int]) -> set[int]:
     keys = {_job_key(pk, channel): pk for pk in ids for channel in Channel.values}
     active = Job.objects.filter(unique_key__in=keys, state__in=ACTIVE_STATES).values_list("unique_key", flat=True)
     needed = {keys[key] for key in active}
-    # A fan-out's jobs ("occurrence:<id>:<channel>:share:<i>:of:<n>", alerts/fanout.py): few are active at once.
-    shares = Job.objects.filter(unique_key__startswith="occurrence:", unique_key__contains=":share:",
-                                state__in=ACTIVE_STATES).values_list("unique_key", flat=True)  # fmt: skip
-    needed |= {int(key.split(":")[1]) for key in shares} & set(ids)
+    # A fan-out's jobs ("occurrence:<id>:<channel>:share:<i>:of:<n>", alerts/fanout.py) and an escalation's
+    # steps ("occurrence:<id>:<channel>:round:<r>:step:<s>", alerts/escalation.py): few are active at once.
+    planned = Job.objects.filter(Q(unique_key__contains=":share:") | Q(unique_key__contains=":round:"),
+                                 unique_key__startswith="occurrence:", state__in=ACTIVE_STATES)  # fmt: skip
+    needed |= {int(key.split(":")[1]) for key in planned.values_list("unique_key", flat=True)} & set(ids)
     newer = Delivery.objects.filter(contact=OuterRef("contact"), channel=Channel.SMS).filter(
         Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
     )

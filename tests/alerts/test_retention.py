@@ -76,6 +76,15 @@ def test_an_occurrence_with_a_waiting_share_of_its_fan_out_is_kept():
     assert remaining(waiting, finished) == {waiting.pk}
 
 
+def test_an_occurrence_with_a_waiting_step_of_its_escalation_is_kept():
+    # An alert that escalates in rounds until someone answers may outlive the retention period.
+    waiting, finished = occurrence(40, alert_state=AlertState.ACTIVE), occurrence(40, alert_state=AlertState.ACTIVE)
+    JobFactory(state=State.SCHEDULED, unique_key=f"occurrence:{waiting.pk}:email:round:12:step:2")
+    JobFactory(state=State.SUCCEEDED, unique_key=f"occurrence:{finished.pk}:email:round:12:step:2")
+    prune()
+    assert remaining(waiting, finished) == {waiting.pk}
+
+
 def test_the_latest_sms_to_a_contact_stays_while_its_alert_waits_for_an_acknowledgement():
     contact = ContactFactory()
     waiting = AlertFactory(state=AlertState.ACTIVE, recipients=[contact])
