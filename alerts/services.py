@@ -7,7 +7,8 @@ from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alerts import schedules
@@ -36,9 +37,15 @@ class AlertNotActive(Exception):
     pass
 
 
-def _lock(alert: Alert) -> Alert:
-    """Lock the alert's row for the rest of the transaction: edits, cancels and the planner take turns."""
-    return Alert.objects.select_for_update().get(pk=alert.pk)
+def _lock(alert: Alert, *fields: str, **expressions) -> dict[str, object]:
+    """Lock the alert's row for the rest of the transaction (edits, cancels and the planner take turns), and
+    read ``fields`` and ``expressions`` as they are now, in the same statement."""
+    return Alert.objects.select_for_update().filter(pk=alert.pk).values(*fields, **expressions).get()
+
+
+def _recipients_count():
+    through = Alert.recipients.through.objects.filter(alert=OuterRef("pk")).order_by().values("alert")
+    return Coalesce(Subquery(through.annotate(count=Count("*")).values("count")), 0)
 
 
 def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
@@ -105,7 +112,7 @@ def alert_schedule_sync(*, alert: Alert, now: datetime | None = None) -> Occurre
     """
     now = now or timezone.now()
     with transaction.atomic():
-        return _replan(alert, now=now, previous=_lock(alert).next_due_at)
+        return _replan(alert, now=now, previous=_lock(alert, "next_due_at")["next_due_at"])
 
 
 def _set_state(alert: Alert, state: AlertState, *, from_states: tuple[AlertState, ...]) -> bool:
@@ -216,10 +223,11 @@ def alert_send_now(*, alert: Alert) -> Occurrence:
     with transaction.atomic():
         if alert.state == AlertState.COMPLETED:
             _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,))
-        alert.state = _lock(alert).state
+        now = _lock(alert, "state", recipient_count=_recipients_count())
+        alert.state = now["state"]
         if alert.state != AlertState.ACTIVE:
             raise AlertNotActive(f"“{alert}” is {alert.state}; resume or re-create it to send.")
-        return occurrence_enqueue(alert=alert, scheduled_for=timezone.now())
+        return occurrence_enqueue(alert=alert, scheduled_for=timezone.now(), recipients=now["recipient_count"])
 
 
 def alert_duplicate(*, alert: Alert) -> Alert:
