@@ -112,6 +112,27 @@ def test_the_same_work_enqueued_twice_is_one_job(broker):
     assert queue_size("default") == 1
 
 
+def test_work_enqueued_again_inside_a_transaction_leaves_it_usable_and_writes_no_second_timeline(broker):
+    with transaction.atomic():
+        first = echo.enqueue_with(args=["once"], unique_key="occurrence:8:sms")
+        again = echo.enqueue_with(args=["once"], unique_key="occurrence:8:sms")
+        other = echo.enqueue_with(args=["other"], unique_key="occurrence:9:sms")
+    assert first.pk == again.pk != other.pk
+    for job in (first, other):
+        assert [e.kind for e in job.events.order_by("pk")] == ["scheduled", "sent"]
+    assert queue_size("default") == 2
+
+
+def test_a_job_and_its_timeline_are_written_in_one_statement_on_postgresql(broker):
+    with CaptureQueriesContext(connection) as statements:
+        job = echo.enqueue_with(args=["one"], unique_key="occurrence:10:sms")
+    transaction_control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT")
+    writes = [s["sql"] for s in statements if not s["sql"].startswith(transaction_control)]
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 2), writes
+    assert [e.kind for e in job.events.order_by("pk")] == ["scheduled", "sent"]
+    assert queue_size("default") == 1
+
+
 def test_many_jobs_are_written_in_as_many_statements_as_three_and_each_is_published(broker):
     def enqueue(count: int, prefix: str) -> tuple[list[Job], int]:
         with CaptureQueriesContext(connection) as statements:
