@@ -223,11 +223,11 @@ def alert_send_now(*, alert: Alert) -> Occurrence:
     with transaction.atomic():
         if alert.state == AlertState.COMPLETED:
             _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,))
-        now = _lock(alert, "state", recipient_count=_recipients_count())
-        alert.state = now["state"]
+        locked = _lock(alert, "state", recipient_count=_recipients_count())
+        alert.state = locked["state"]
         if alert.state != AlertState.ACTIVE:
             raise AlertNotActive(f"“{alert}” is {alert.state}; resume or re-create it to send.")
-        return occurrence_enqueue(alert=alert, scheduled_for=timezone.now(), recipients=now["recipient_count"])
+        return occurrence_enqueue(alert=alert, scheduled_for=timezone.now(), recipients=locked["recipient_count"])
 
 
 def alert_duplicate(*, alert: Alert) -> Alert:

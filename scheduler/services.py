@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, connection, models, router, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import sql
 from django.db.models.constants import OnConflict
 from django.dispatch import Signal
@@ -70,12 +70,13 @@ def _insert_with_events(job: Job, events: list[JobEvent]) -> bool:
     """PostgreSQL: insert the job and its events in one statement; ``False`` if its unique key exists.
 
     ``ON CONFLICT DO NOTHING`` instead of a savepoint around an INSERT that may fail: one round trip where
-    there were four (savepoint, job, events, release), on the path of every send now and every retry plan.
+    there were four (savepoint, job, events, release), on the path of every send now and of every occurrence
+    the planner enqueues as one job.
     """
     fields = [field for field in Job._meta.local_concrete_fields if not field.primary_key]
     query = sql.InsertQuery(Job, on_conflict=OnConflict.IGNORE)
     query.insert_values(fields, [job])
-    compiler = query.get_compiler(using=router.db_for_write(Job))
+    compiler = query.get_compiler(connection=connection)
     compiler.returning_fields = [Job._meta.pk]
     [(insert, params)] = compiler.as_sql()
     rows = ", ".join(["(%s, %s, %s, %s)"] * len(events))
