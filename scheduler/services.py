@@ -46,28 +46,30 @@ def job_enqueue(
         task_name=task_name, queue=queue, args=args, kwargs=kwargs, eta=eta, max_attempts=max_attempts,
         retry_delay=retry_delay, target=target, unique_key=unique_key, label=label, now=timezone.now(),
     )  # fmt: skip
-    if connection.vendor == "postgresql":
-        inserted = _insert_with_events(job, events)
-    else:
-        try:
-            with transaction.atomic():
-                job.save(force_insert=True)
-                JobEvent.objects.bulk_create(events)
-        except IntegrityError:
-            if unique_key is None:
-                raise
-            inserted = False
-        else:
-            inserted = True
-    if not inserted:
+    insert = _insert_with_events if connection.vendor == "postgresql" else _insert_in_savepoint
+    if not insert(job, events):
         return Job.objects.get(unique_key=unique_key)
     if publish:
         publishing.send_on_commit(job)
     return job
 
 
+def _insert_in_savepoint(job: Job, events: list[JobEvent]) -> bool:
+    """Insert the job and its events; ``False`` if its unique key exists (the savepoint keeps a caller's
+    transaction usable after the failed INSERT)."""
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            JobEvent.objects.bulk_create(events)
+    except IntegrityError:
+        if job.unique_key is None:
+            raise
+        return False
+    return True
+
+
 def _insert_with_events(job: Job, events: list[JobEvent]) -> bool:
-    """PostgreSQL: insert the job and its events in one statement; ``False`` if its unique key exists.
+    """PostgreSQL: ``_insert_in_savepoint`` in one statement.
 
     ``ON CONFLICT DO NOTHING`` instead of a savepoint around an INSERT that may fail: one round trip where
     there were four (savepoint, job, events, release), on the path of every send now and of every occurrence
