@@ -65,6 +65,12 @@ class Tally:
             _record(delivery, DeliveryState.SENT, **values)
             self.unrecorded = None
 
+    def record_sent_with_outcome(self, job) -> None:
+        if self.unrecorded is not None:
+            delivery, values = self.unrecorded
+            job.update_with_outcome(_sending(delivery), state=DeliveryState.SENT, modified_at=timezone.now(), **values)
+            self.unrecorded = None
+
     def retry_delay(self) -> timedelta | None:
         """When every pending retry is a matter of seconds, the next attempt comes once the last is over."""
         if self.retry_after and None not in self.retry_after:
@@ -119,10 +125,13 @@ def _claim(delivery: Delivery, job_id: int) -> bool:
     )
 
 
+def _sending(delivery: Delivery):
+    """The delivery's row while this attempt's claim holds: an outcome is recorded only over it."""
+    return Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.SENDING)
+
+
 def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
-    Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.SENDING).update(
-        state=state, modified_at=timezone.now(), **values
-    )
+    _sending(delivery).update(state=state, modified_at=timezone.now(), **values)
 
 
 def occurrence_deliver(
@@ -158,7 +167,7 @@ def occurrence_deliver(
     if not recipients and share:
         # Contact ids need not spread evenly: a share may be empty, which ends it like a share sent.
         job.summarize(f"{channel}: {share.label} has no active recipient with an address")
-        job.record_with_outcome(lambda: alert_complete_if_done(alert=alert, finishing_job_id=job.id))
+        job.after_outcome(lambda: alert_complete_if_done(alert=alert))
         return Tally().as_result()
     if not recipients:
         job.abort(f"no active recipient with an address for {channel}")
@@ -187,11 +196,13 @@ def occurrence_deliver(
     job.summarize(summary)
     if tally.unknown:
         job.needs_attention(f"{tally.unknown} {channel} delivery(ies) may not have gone out: check, resend or settle")
-    # The last outcome and the alert's completion are committed with the job's own (each commit waits for
-    # a WAL flush); a message that may not have gone out leaves the alert waiting for a resend.
-    job.record_with_outcome(tally.record_sent)
+    # The last delivery's outcome is written in the job's own statement (each commit waits for a WAL
+    # flush). The alert's completion is decided once that is committed, so that of two jobs ending
+    # together, the later sees the other's end; a message that may not have gone out leaves the alert
+    # waiting for a resend.
+    tally.record_sent_with_outcome(job)
     if not tally.unknown:
-        job.record_with_outcome(lambda: alert_complete_if_done(alert=alert, finishing_job_id=job.id))
+        job.after_outcome(lambda: alert_complete_if_done(alert=alert))
     return tally.as_result()
 
 

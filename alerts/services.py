@@ -243,8 +243,12 @@ def alert_duplicate(*, alert: Alert) -> Alert:
     return copy
 
 
-def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
-    """A one-off alert is completed once nothing of it is left to plan and no other job is waiting or running."""
+def alert_complete_if_done(*, alert: Alert) -> bool:
+    """A one-off alert is completed once nothing of it is left to plan and no job of it is waiting or running.
+
+    Run after a job's outcome is committed (in its transaction, two jobs ending together would each
+    see the other still running, and neither would complete the alert).
+    """
     if alert.is_recurring:
         return False
     # One statement, the check and the change together; written out, since every delivery job runs it and
@@ -252,15 +256,14 @@ def alert_complete_if_done(*, alert: Alert, finishing_job_id: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(_COMPLETE_IF_DONE.format(alert=_table(Alert), job=_table(Job),
                                                 states=", ".join(["%s"] * len(ACTIVE_STATES))),
-                       [AlertState.COMPLETED, alert.pk, AlertState.ACTIVE,
-                        ContentType.objects.get_for_model(Alert).pk, str(alert.pk), *sorted(ACTIVE_STATES),
-                        finishing_job_id])  # fmt: skip
+                       [AlertState.COMPLETED, alert.pk, AlertState.ACTIVE, ContentType.objects.get_for_model(Alert).pk,
+                        str(alert.pk), *sorted(ACTIVE_STATES)])  # fmt: skip
         return cursor.rowcount > 0
 
 
 _COMPLETE_IF_DONE = """
     UPDATE {alert} SET state = %s WHERE id = %s AND state = %s AND next_due_at IS NULL AND NOT EXISTS (
-        SELECT 1 FROM {job} WHERE target_type_id = %s AND target_id = %s AND state IN ({states}) AND id <> %s
+        SELECT 1 FROM {job} WHERE target_type_id = %s AND target_id = %s AND state IN ({states})
     )"""
 
 

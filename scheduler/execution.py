@@ -6,12 +6,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from scheduler import lifecycle, publishing
@@ -39,6 +41,8 @@ class JobContext:
         self.summary = ""
         self.attention = ""
         self.outcome_writes: list[Callable[[], object]] = []
+        self.outcome_updates: list[lifecycle.RowsUpdate] = []
+        self.after_outcome_checks: list[Callable[[], object]] = []
 
     @property
     def target(self) -> Any:
@@ -95,6 +99,20 @@ class JobContext:
         """
         self.outcome_writes.append(write)
 
+    def update_with_outcome(self, rows: QuerySet, **values: Any) -> None:
+        """``rows.update(**values)`` in the statement that records the job's outcome (on PostgreSQL; in its
+        transaction on SQLite), once the body returns: a commit and a round trip fewer than
+        ``record_with_outcome``. Not run if the body raises."""
+        self.outcome_updates.append((rows, values))
+
+    def after_outcome(self, check: Callable[[], object]) -> None:
+        """Have ``check`` run once the job's outcome is committed, if the body returns.
+
+        For a decision that reads other jobs' outcomes (an alert is over when its last job is): made in the
+        outcome's own transaction, two jobs ending together would each see the other still running.
+        """
+        self.after_outcome_checks.append(check)
+
     def summarize(self, message: str) -> None:
         """The status message to show once the job succeeds; written with the outcome, not on its own."""
         self.summary = message[:500]
@@ -140,12 +158,18 @@ def run(
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
         return outcome.failed(exc, retryable=retryable, runtime=time.monotonic() - started)
     runtime = time.monotonic() - started
-    with transaction.atomic():
+    # Without writes of its own, the outcome is one statement on PostgreSQL: no transaction around it.
+    with transaction.atomic() if context.outcome_writes else nullcontext():
         for write in context.outcome_writes:
             write()
+        recorded = {"runtime": runtime, "summary": context.summary, "with_updates": context.outcome_updates}
         if context.attention:
-            return outcome.needs_attention(result, context.attention, runtime=runtime, summary=context.summary)
-        return outcome.succeeded(result, runtime=runtime, summary=context.summary)
+            state = outcome.needs_attention(result, context.attention, **recorded)
+        else:
+            state = outcome.succeeded(result, **recorded)
+    for check in context.after_outcome_checks:
+        check()
+    return state
 
 
 class _Outcome:
@@ -161,14 +185,12 @@ class _Outcome:
             return None
         return state
 
-    def succeeded(self, result: Any, *, runtime: float, summary: str = "") -> State | None:
-        changed = lifecycle.succeed(self.job.pk, result=result, runtime=runtime, summary=summary, **self.owner)
+    def succeeded(self, result: Any, **recorded: Any) -> State | None:
+        changed = lifecycle.succeed(self.job.pk, result=result, **recorded, **self.owner)
         return self._recorded(changed, State.SUCCEEDED)
 
-    def needs_attention(self, result: Any, reason: str, *, runtime: float, summary: str = "") -> State | None:
-        changed = lifecycle.need_attention(
-            self.job.pk, result=result, reason=reason, runtime=runtime, summary=summary, **self.owner
-        )
+    def needs_attention(self, result: Any, reason: str, **recorded: Any) -> State | None:
+        changed = lifecycle.need_attention(self.job.pk, result=result, reason=reason, **recorded, **self.owner)
         return self._recorded(changed, State.ATTENTION)
 
     def aborted(self, reason: str, *, runtime: float) -> State | None:

@@ -14,16 +14,19 @@ an operator's ``requeue`` (one more attempt) and ``settle``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, sql
+from django.db.models import F, QuerySet, sql
 from django.utils import timezone
 
 from scheduler.models import ACTIVE_STATES, EventKind, Job, JobEvent, State
 from scheduler.retry import error_record, retry_policy
+
+# Another row's update written with a job's change: the rows and the values, as for ``QuerySet.update``.
+RowsUpdate = tuple[QuerySet, dict[str, Any]]
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.SCHEDULED: frozenset({State.QUEUED, State.CANCELLED}),
@@ -66,15 +69,17 @@ def transition(
     message: str = "",
     when: dict[str, Any] | None = None,
     now: datetime | None = None,
+    with_updates: Sequence[RowsUpdate] = (),
     **changes: Any,
 ) -> bool:
     """Move job ``job_id`` from one of ``sources`` to ``target``; return whether the row changed.
 
     ``when`` adds conditions to the UPDATE (e.g. the claiming message's task id); ``changes`` are
-    further columns to set, values or expressions.
+    further columns to set, values or expressions. ``with_updates`` are other rows' updates (a queryset
+    and its values) committed with the change, whether or not the job's row changed.
     """
     return _move(job_id, sources=sources, target=target, event=event, hostname=hostname, message=message,
-                 when=when, now=now, read_back=False, **changes)  # fmt: skip
+                 when=when, now=now, read_back=False, with_updates=with_updates, **changes)  # fmt: skip
 
 
 def _move(
@@ -88,32 +93,33 @@ def _move(
     when: dict[str, Any] | None,
     now: datetime | None,
     read_back: bool,
+    with_updates: Sequence[RowsUpdate] = (),
     **changes: Any,
 ) -> Any:
     """``transition``'s work; with ``read_back``, returns the changed job (``None`` if the row did not
     change) instead of whether it changed.
 
-    PostgreSQL: the conditional UPDATE (the one ``QuerySet.update`` would run, compiled by Django) and its
-    event's INSERT as one statement, one round trip and one commit instead of four (begin, update, insert,
-    commit), the row read back from its ``RETURNING``. SQLite: the same in one transaction.
+    PostgreSQL: the conditional UPDATE (the one ``QuerySet.update`` would run, compiled by Django), its
+    event's INSERT and ``with_updates`` as one statement, one round trip and one commit instead of a
+    transaction of several, the row read back from its ``RETURNING``. SQLite: the same in one transaction.
     """
     sources = tuple(sources)
     check_transition(sources, target)
     now = now or timezone.now()
     rows = Job.objects.filter(pk=job_id, state__in=sources, **(when or {}))
     values = {"state": target, "modified_at": now, **changes}
-    if event is None and not read_back:
+    if event is None and not read_back and not with_updates:
         return bool(rows.update(**values))
     message = message[:500]
     if connection.vendor == "postgresql" and event is not None:
-        query = rows.query.chain(sql.UpdateQuery)
-        query.add_update_values(values)
-        update, params = query.get_compiler(rows.db).as_sql()
+        others = [_update_sql(other, other_values) for other, other_values in with_updates]
+        update, params = _update_sql(rows, values)
         statement = (
-            f"WITH changed AS ({update} RETURNING *), event AS (INSERT INTO {JobEvent._meta.db_table} "
+            "WITH " + "".join(f"written_{i} AS ({other}), " for i, (other, _) in enumerate(others))
+            + f"changed AS ({update} RETURNING *), event AS (INSERT INTO {JobEvent._meta.db_table} "
             "(job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed) "
-        )
-        params = [*params, event, now, hostname, message]
+        )  # fmt: skip
+        params = [*(p for _, other_params in others for p in other_params), *params, event, now, hostname, message]
         if read_back:
             return next(iter(Job.objects.raw(statement + "SELECT * FROM changed", params)), None)
         with connection.cursor() as cursor:
@@ -122,12 +128,21 @@ def _move(
     # Inside a caller's transaction (an outcome written with the body's own records) no savepoint is
     # needed: a failure here fails the whole commit anyway.
     with transaction.atomic(savepoint=False):
+        for other, other_values in with_updates:
+            other.update(**other_values)
         updated = rows.update(**values)
         if updated and event is not None:
             JobEvent.objects.create(job_id=job_id, kind=event, at=now, hostname=hostname, message=message)
         if read_back:
             return Job.objects.get(pk=job_id) if updated else None
     return bool(updated)
+
+
+def _update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE that ``rows.update(**values)`` would run, compiled but not run."""
+    query = rows.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    return query.get_compiler(rows.db).as_sql()
 
 
 def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: str = "") -> None:
@@ -181,7 +196,16 @@ def _end_attempt(
     )
 
 
-def succeed(job_id: int, *, task_id: str, hostname: str, result: Any, runtime: float, summary: str = "") -> bool:
+def succeed(
+    job_id: int,
+    *,
+    task_id: str,
+    hostname: str,
+    result: Any,
+    runtime: float,
+    summary: str = "",
+    with_updates: Sequence[RowsUpdate] = (),
+) -> bool:
     changes = {"status_message": summary} if summary else {}
     return _end_attempt(
         job_id,
@@ -194,12 +218,21 @@ def succeed(job_id: int, *, task_id: str, hostname: str, result: Any, runtime: f
         result=result,
         finished_at=timezone.now(),
         progress=1.0,
+        with_updates=with_updates,
         **changes,
     )
 
 
 def need_attention(
-    job_id: int, *, task_id: str, hostname: str, result: Any, reason: str, runtime: float, summary: str = ""
+    job_id: int,
+    *,
+    task_id: str,
+    hostname: str,
+    result: Any,
+    reason: str,
+    runtime: float,
+    summary: str = "",
+    with_updates: Sequence[RowsUpdate] = (),
 ) -> bool:
     """The body ended without an error but its work is not known to be done: an operator decides."""
     return _end_attempt(
@@ -214,6 +247,7 @@ def need_attention(
         finished_at=timezone.now(),
         progress=1.0,
         status_message=f"{reason} ({summary})"[:500] if summary else reason[:500],
+        with_updates=with_updates,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest.mock import ANY
 
 import pytest
 import time_machine
@@ -15,7 +16,15 @@ from scheduler import publishing
 from scheduler.models import EventKind, Job, State
 from tests.conftest import wait_until
 from tests.testapp.models import BodyRun
-from tests.testapp.tasks import broken, echo, flaky, no_longer_needed, records_with_outcome, unsure
+from tests.testapp.tasks import (
+    broken,
+    echo,
+    flaky,
+    no_longer_needed,
+    records_with_outcome,
+    unsure,
+    updates_with_outcome,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -129,3 +138,15 @@ def test_a_write_asked_for_with_the_outcome_is_committed_with_it_and_only_on_suc
     assert (done.state, failed.state) == (State.SUCCEEDED, State.FAILED)
     assert BodyRun.objects.filter(job_id=done.pk, attempt=0).count() == 1
     assert not BodyRun.objects.filter(job_id=failed.pk).exists(), "a body that raised must not have its writes made"
+
+
+def test_an_update_asked_for_with_the_outcome_is_made_with_it_and_a_check_after_it_sees_it_committed():
+    done = updates_with_outcome.enqueue(False)
+    failed = updates_with_outcome.enqueue(True)
+    done.wait(timeout=20)
+    failed.wait(timeout=20)
+    assert (done.state, failed.state) == (State.SUCCEEDED, State.FAILED)
+    assert sorted(BodyRun.objects.filter(job_id=done.pk).values_list("attempt", "pid")) == [(0, ANY), (2, 0)]
+    assert list(BodyRun.objects.filter(job_id=failed.pk).values_list("attempt", flat=True)) == [1], (
+        "a body that raised must have neither its update made nor its check run"
+    )

@@ -4,11 +4,21 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduler.errors import JobCancelled
 from scheduler.execution import JobContext
-from scheduler.lifecycle import TRANSITIONS, IllegalTransition, cancel_all, check_transition, claim, transition
+from scheduler.lifecycle import (
+    TRANSITIONS,
+    IllegalTransition,
+    cancel_all,
+    check_transition,
+    claim,
+    succeed,
+    transition,
+)
 from scheduler.models import FINAL_STATES, EventKind, Job, State
 from scheduler.services import job_cancel
 from tests.factories import JobFactory
@@ -91,6 +101,35 @@ def test_a_claim_returns_the_running_job_with_its_started_event_once_and_only_fo
     assert list(job.events.values_list("kind", "hostname")) == [(EventKind.STARTED, "w1")]
     assert claim(job.pk, task_id="current", hostname="w2", lease=timedelta(minutes=5)) is None, "claimed twice"
     assert job.events.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_outcome_writes_other_rows_with_it_in_one_statement_on_postgresql():
+    job = JobFactory(state=State.RUNNING, celery_task_id="current")
+    other = JobFactory(state=State.RUNNING, celery_task_id="other", status_message="before")
+    same_row_elsewhere = Job.objects.filter(pk=other.pk)
+    with CaptureQueriesContext(connection) as statements:
+        recorded = succeed(
+            job.pk, task_id="current", hostname="w1", result=None, runtime=0.1,
+            with_updates=[(same_row_elsewhere, {"status_message": "written with the outcome"})],
+        )  # fmt: skip
+    assert recorded and Job.objects.get(pk=job.pk).state == State.SUCCEEDED
+    assert Job.objects.get(pk=other.pk).status_message == "written with the outcome"
+    writes = [q["sql"] for q in statements.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 3), writes
+    assert list(job.events.values_list("kind", flat=True)) == [EventKind.SUCCEEDED]
+
+
+@pytest.mark.django_db
+def test_the_other_rows_are_written_even_when_the_attempt_no_longer_owns_the_job():
+    job = JobFactory(state=State.RUNNING, celery_task_id="a later attempt")
+    other = JobFactory(state=State.RUNNING, celery_task_id="other")
+    recorded = succeed(
+        job.pk, task_id="current", hostname="w1", result=None, runtime=0.1,
+        with_updates=[(Job.objects.filter(pk=other.pk), {"status_message": "sent all the same"})],
+    )  # fmt: skip
+    assert recorded is False and Job.objects.get(pk=job.pk).state == State.RUNNING
+    assert Job.objects.get(pk=other.pk).status_message == "sent all the same"
 
 
 @pytest.mark.django_db

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.db import connection
 
+from scheduler.models import Job
 from scheduler.tracked import tracked_task
 from tests.testapp.models import BodyRun
 
@@ -111,6 +112,23 @@ def unsure(job, reason):
     job.summarize("done 0 of 1")
     job.needs_attention(reason)
     return {"done": 0}
+
+
+def _seen_succeeded(job_id: int) -> int:
+    return 0 if Job.objects.get(pk=job_id).successful() else 1
+
+
+@tracked_task(name="tests.updates_with_outcome")
+def updates_with_outcome(job, then_raise):
+    """Marks its run, asks for the mark to become attempt 0 with its outcome and, once the outcome is
+    committed, for a second mark (attempt 2) whose pid says whether it saw the job succeeded (0) or not
+    (1); then returns or raises."""
+    _record(job)
+    job.update_with_outcome(BodyRun.objects.filter(job_id=job.id), attempt=0)
+    job.after_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=2, pid=_seen_succeeded(job.id)))
+    if then_raise:
+        raise ValueError("the body failed after asking for an update with its outcome")
+    return "done"
 
 
 @tracked_task(name="tests.records_with_outcome")
