@@ -1,7 +1,7 @@
 """The Celery app the benchmark's workers load (``celery -A bench.celery_app worker``).
 
-The project's own app, plus the baselines' tasks (``bench.bare``, ``bench.plain``): nothing else differs
-from ``-A config`` (but the settings, ``bench.settings``), unless the worker is started with
+The project's own app, plus the baselines' tasks (``bench.bare``, ``bench.plain``, ``bench.floor``): nothing
+else differs from ``-A config`` (but the settings, ``bench.settings``), unless the worker is started with
 ``BENCH_QOS_BEFORE_POLL=1``. Then a consumer step applies the prefetch increments of ETA messages before
 the event loop polls again, instead of after the poll returns: without it, an idle worker on RabbitMQ
 takes ETA messages at about two per second (each increment waits for a poll timeout, up to 2 s; see
@@ -16,6 +16,7 @@ import os
 from celery import bootsteps
 
 import bench.bare  # noqa: F401  (registers bench.noop, bench.sms)
+import bench.floor  # noqa: F401  (registers bench.floor_sms)
 import bench.plain  # noqa: F401  (registers bench.plain_sms)
 from config.celery import app
 

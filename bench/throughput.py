@@ -23,7 +23,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from bench import data, latency
+from bench import data, floor, latency
 from bench.profile import Profiler
 from bench.progress import Progress, note, show, verdict
 from bench.stack import BenchError
@@ -167,6 +167,8 @@ def run(ctx) -> dict[str, object]:
     result = tracked(ctx, scale["tracked_n"], profile="tracked")
     ctx.shared["enqueue_per_s"] = result["enqueue_per_s"]
     plain_per_s = latency.plain_celery(ctx, scale["tracked_n"])
+    floor.run(ctx, 20, label="warm-up: floor")
+    floor_per_s = floor.run(ctx, scale["tracked_n"])
     slow = latency.run(ctx, tracked)
     embedded = {"embedded_jobs_per_s": _round(result["per_s"], 1)} if ctx.stack.broker == "embedded" else {}
     return {
@@ -187,6 +189,11 @@ def run(ctx) -> dict[str, object]:
         "bare_cpu_ms_per_task": ctx.shared.get("bare_cpu_ms"),
         "bare_sms_cpu_ms_per_task": ctx.shared.get("bare_sms_cpu_ms"),
         "plain_celery_cpu_ms_per_task": ctx.shared.get("plain_cpu_ms"),
+        "floor_sms_per_s": _round(floor_per_s, 1),
+        "floor_vs_plain_celery_ratio": _round(ratio(floor_per_s, plain_per_s), 3),
+        "floor_vs_bare_sms_ratio": _round(ratio(floor_per_s, sms_per_s), 3),
+        "tracked_vs_floor_ratio": _round(ratio(result["per_s"], floor_per_s), 3),
+        "floor_cpu_ms_per_task": ctx.shared.get("floor_cpu_ms"),
     }
 
 
@@ -224,8 +231,21 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
         ("  plain Celery SMS (SDK + django-celery-results)", show(keys.get("plain_celery_sms_per_s"), "/s"), "", ""),
         ("  ratio tracked / plain Celery", show(plain), ">= 1.0", verdict(plain, lambda v: v >= 1.0)),
         ("  CPU per plain Celery SMS task", _cpu(keys.get("plain_celery_cpu_ms_per_task")), "", ""),
+        ("  floor: only the 3 commits tracking needs, by hand", show(keys.get("floor_sms_per_s"), "/s"), "", ""),
+        (
+            "  ratio floor / plain Celery; floor / bare SMS",
+            _pair(keys, "floor_vs_plain_celery_ratio", "floor_vs_bare_sms_ratio"),
+            "",
+            "",
+        ),
+        ("  ratio tracked / floor", show(keys.get("tracked_vs_floor_ratio")), "", ""),
+        ("  CPU per floor task", _cpu(keys.get("floor_cpu_ms_per_task")), "", ""),
         *latency.rows(keys),
     ]
+
+
+def _pair(keys: dict, first: str, second: str) -> str:
+    return f"{show(keys.get(first))}; {show(keys.get(second))}"
 
 
 def _db(counts: dict[str, float] | None) -> str:
