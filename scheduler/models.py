@@ -102,8 +102,8 @@ class Job(models.Model):
             # A state change writes an entry into every index a row is in (it can never be a HOT update), so
             # the engine's own indexes are few and partial where they can be: cancelling 100,000 jobs
             # is one UPDATE that spends most of its time here. No ``varchar_pattern_ops`` twins (nothing
-            # searches task ids or keys by prefix), and ``job_target`` serves the target type's lookups.
-            models.Index(fields=["celery_task_id"], name="job_celery_task_id"),
+            # searches task ids or keys by prefix), ``job_target`` serves the target type's lookups, and
+            # no index of task ids: every lookup of one has the job's id too (a message carries it).
             # The dispatcher's and the sweep's scans.
             models.Index(
                 fields=["state", "eta"], name="job_waiting_eta", condition=models.Q(state__in=sorted(WAITING_STATES))

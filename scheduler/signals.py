@@ -26,8 +26,9 @@ def record_receipt(sender=None, request=None, **kwargs) -> None:
     if request is None or request.name not in registry or not request.eta:
         return
     try:
-        job_id = Job.objects.filter(celery_task_id=request.id).values_list("pk", flat=True).first()
-        if job_id is not None:
+        # A tracked task's message carries its job's id; the task id says whether it is the current message.
+        job_id = request.args[0] if request.args else None
+        if job_id is not None and Job.objects.filter(pk=job_id, celery_task_id=request.id).exists():
             lifecycle.record_event(
                 job_id, EventKind.RECEIVED, hostname=request.hostname or "", message=f"held until {request.eta}"
             )
