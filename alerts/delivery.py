@@ -147,7 +147,8 @@ def occurrence_deliver(
     or an after-quiet-hours job: see ``alerts/channel_health.py``; the recipients of its escalation step for
     a ``stage``: see ``alerts/escalation.py``; those of one ``share``: see ``alerts/fanout.py``); raise to
     retry or fail the job."""
-    occurrence = Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()
+    # Sliced, not first(): no ORDER BY to build for a primary key's one row.
+    occurrence = next(iter(Occurrence.objects.select_related("alert").filter(pk=occurrence_id)[:1]), None)
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert

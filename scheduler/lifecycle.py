@@ -118,8 +118,9 @@ def _move(
         update, params = _update_sql(rows, values)
         statement = (
             "WITH " + "".join(f"written_{i} AS ({other}), " for i, (other, _) in enumerate(others))
-            + f"changed AS ({update} RETURNING {_job_columns()}), event AS (INSERT INTO {JobEvent._meta.db_table} "
-            "(job_id, kind, at, hostname, message) SELECT id, %s, %s, %s, %s FROM changed) "
+            + f"changed AS ({update} RETURNING {_job_columns(connection.alias)}), "
+            f"event AS (INSERT INTO {JobEvent._meta.db_table} (job_id, kind, at, hostname, message) "
+            "SELECT id, %s, %s, %s, %s FROM changed) "
         )  # fmt: skip
         params = [*(p for _, other_params in others for p in other_params), *params, event, now, hostname, message]
         with connection.cursor() as cursor:
@@ -142,8 +143,9 @@ def _move(
     return bool(updated)
 
 
-def _job_columns() -> str:
-    return ", ".join(connection.ops.quote_name(field.column) for field in Job._meta.concrete_fields)
+@functools.cache
+def _job_columns(alias: str) -> str:
+    return ", ".join(connections[alias].ops.quote_name(field.column) for field in Job._meta.concrete_fields)
 
 
 def _job_from_row(row: tuple[Any, ...]) -> Job:
