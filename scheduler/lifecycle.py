@@ -14,19 +14,18 @@ an operator's ``requeue`` (one more attempt) and ``settle``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, connections, transaction
-from django.db.models import F, QuerySet, sql
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from scheduler.models import ACTIVE_STATES, EventKind, Job, JobEvent, State
 from scheduler.retry import error_record, retry_policy
+from scheduler.statements import job_columns, job_from_row, update_sql
 
-_JOB_ATTNAMES = [field.attname for field in Job._meta.concrete_fields]
 # Another row's update written with a job's change: the rows and the values, as for ``QuerySet.update``.
 RowsUpdate = tuple[QuerySet, dict[str, Any]]
 
@@ -114,11 +113,11 @@ def _move(
         return bool(rows.update(**values))
     message = message[:500]
     if connection.vendor == "postgresql" and event is not None:
-        others = [_update_sql(other, other_values) for other, other_values in with_updates]
-        update, params = _update_sql(rows, values)
+        others = [update_sql(other, other_values) for other, other_values in with_updates]
+        update, params = update_sql(rows, values)
         statement = (
             "WITH " + "".join(f"written_{i} AS ({other}), " for i, (other, _) in enumerate(others))
-            + f"changed AS ({update} RETURNING {_job_columns(connection.alias)}), "
+            + f"changed AS ({update} RETURNING {job_columns(connection.alias)}), "
             f"event AS (INSERT INTO {JobEvent._meta.db_table} (job_id, kind, at, hostname, message) "
             "SELECT id, %s, %s, %s, %s FROM changed) "
         )  # fmt: skip
@@ -127,7 +126,7 @@ def _move(
             if read_back:
                 cursor.execute(statement + "SELECT * FROM changed", params)
                 row = cursor.fetchone()
-                return None if row is None else _job_from_row(row)
+                return None if row is None else job_from_row(row)
             cursor.execute(statement + "SELECT COUNT(*) FROM changed", params)
             return cursor.fetchone()[0] > 0
     # Inside a caller's transaction (an outcome written with the body's own records) no savepoint is
@@ -141,39 +140,6 @@ def _move(
         if read_back:
             return Job.objects.get(pk=job_id) if updated else None
     return bool(updated)
-
-
-@functools.cache
-def _job_columns(alias: str) -> str:
-    return ", ".join(connections[alias].ops.quote_name(field.column) for field in Job._meta.concrete_fields)
-
-
-def _job_from_row(row: tuple[Any, ...]) -> Job:
-    """The job from a row of ``_job_columns()``, its values converted as a queryset would (JSON, times):
-    what ``Job.objects.raw`` does, without its work of matching columns to fields on every call."""
-    values = list(row)
-    for i, converters, column in _row_converters(connection.alias):
-        for convert in converters:
-            values[i] = convert(values[i], column, connection)
-    return Job.from_db(connection.alias, _JOB_ATTNAMES, values)
-
-
-@functools.cache
-def _row_converters(alias: str) -> list[tuple[int, list[Any], Any]]:
-    found = []
-    for i, field in enumerate(Job._meta.concrete_fields):
-        column = field.get_col(Job._meta.db_table)
-        converters = connections[alias].ops.get_db_converters(column) + field.get_db_converters(connections[alias])
-        if converters:
-            found.append((i, converters, column))
-    return found
-
-
-def _update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """The UPDATE that ``rows.update(**values)`` would run, compiled but not run."""
-    query = rows.query.chain(sql.UpdateQuery)
-    query.add_update_values(values)
-    return query.get_compiler(rows.db).as_sql()
 
 
 def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: str = "") -> None:
