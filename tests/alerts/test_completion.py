@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 
 import pytest
 from django.db import connection, connections
@@ -14,30 +15,15 @@ from scheduler.tracked import registry
 from tests.alerts.factories import AlertFactory, ContactFactory
 
 
-class _Request:
-    def __init__(self, job: Job) -> None:
-        self.id = job.celery_task_id
-        self.hostname = "test@completion"
-
-
-class _Message:
-    """What a tracked task's message handler reads of Celery's task: the request's task id and host."""
-
-    def __init__(self, job: Job) -> None:
-        self.request = _Request(job)
-
-
 def run_in_thread(job: Job, *, wrapper=None) -> threading.Thread:
     """Run ``job``'s attempt as a worker thread would, on a connection of its own."""
 
     def attempt() -> None:
+        task = registry[job.task_name].celery_task
         try:
-            handler = registry[job.task_name]._message_handler()
-            if wrapper is None:
-                handler(_Message(job), job.pk)
-            else:
-                with connection.execute_wrapper(wrapper):
-                    handler(_Message(job), job.pk)
+            with connection.execute_wrapper(wrapper) if wrapper else nullcontext():
+                # Celery runs the task here, as a worker would with this message's task id.
+                task.apply(args=[job.pk], task_id=job.celery_task_id, throw=True)
         finally:
             connections.close_all()
 
