@@ -12,8 +12,6 @@ message, or whether the three commits alone stay below it.
 
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
 from django.db import connection
 
@@ -46,26 +44,16 @@ def floor_sms(task, row_id: int, to: str, body: str) -> None:
 def run(ctx, count: int, *, label: str = "floor: three commits per SMS") -> float:
     """Record, publish and run ``count + 1`` floor tasks; return tasks per second until every SMS arrived."""
     from bench.data import PHONE
-    from bench.progress import Progress
-    from bench.stats import rate
-    from bench.throughput import _wait, cpu_per_item
+    from bench.throughput import sms_tasks
 
+    queue = ctx.stack.queues["sms"]
     with connection.cursor() as cursor:
         cursor.execute(_CREATE)
-    queue = ctx.stack.queues["sms"]
-    offset = ctx.stack.fake_count()
-    cpu = ctx.stack.cpu_times()
-    started = time.time()
-    with Progress(f"{label}: record and publish", count + 1) as bar, connection.cursor() as cursor:
-        for i in range(count + 1):
+
+        def record_and_publish(i: int) -> None:
             cursor.execute(_RECORD)
             row_id = cursor.fetchone()[0]
             floor_sms.apply_async(args=[row_id, PHONE.format(i % 100), f"Floor SMS {i}"], queue=queue,
                                   routing_key=queue)  # fmt: skip
-            if i % 200 == 0:
-                bar.update(i)
-        bar.update(count + 1)
-    _wait(f"{label}: deliver", count + 1, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
-    ctx.shared["floor_cpu_ms"] = cpu_per_item(cpu, ctx.stack.cpu_times(), count + 1)
-    last = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
-    return rate(count + 1, last - started)
+
+        return sms_tasks(ctx, count, label=label, publish=record_and_publish, cpu_key="floor_cpu_ms")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -80,17 +81,27 @@ def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks") -> float:
     from bench.data import PHONE
 
     queue = ctx.stack.queues["sms"]
+
+    def publish(i: int) -> None:
+        sms.apply_async(args=[PHONE.format(i % 100), f"Bare SMS {i}"], queue=queue, routing_key=queue)
+
+    return sms_tasks(ctx, count, label=label, publish=publish, cpu_key="bare_sms_cpu_ms")
+
+
+def sms_tasks(ctx, count: int, *, label: str, publish: Callable[[int], None], cpu_key: str) -> float:
+    """``publish(i)`` for ``i`` in ``0..count`` (a task each that sends one SMS); return tasks per second
+    until the fake received them all, and keep their CPU per task in ``ctx.shared[cpu_key]``."""
     offset = ctx.stack.fake_count()
     cpu = ctx.stack.cpu_times()
     started = time.time()
     with Progress(f"{label}: publish", count + 1) as bar:
         for i in range(count + 1):
-            sms.apply_async(args=[PHONE.format(i % 100), f"Bare SMS {i}"], queue=queue, routing_key=queue)
+            publish(i)
             if i % 200 == 0:
                 bar.update(i)
         bar.update(count + 1)
     _wait(f"{label}: deliver", count + 1, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
-    ctx.shared["bare_sms_cpu_ms"] = cpu_per_item(cpu, ctx.stack.cpu_times(), count + 1)
+    ctx.shared[cpu_key] = cpu_per_item(cpu, ctx.stack.cpu_times(), count + 1)
     last = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
     return rate(count + 1, last - started)
 
