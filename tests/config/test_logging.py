@@ -10,6 +10,7 @@ from alerts import services
 from scheduler.models import Job
 from tests.alerts.conftest import TWILIO_FROM_NUMBER, fake_twilio  # noqa: F401  (a fixture)
 from tests.alerts.factories import AlertFactory, ContactFactory
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -33,6 +34,9 @@ def test_a_delivery_logs_one_info_line_and_no_provider_chatter(worker_log, fake_
     assert job.successful(), job.errors
     assert len(fake_twilio.messages) == 1
 
+    # Celery logs the task's end after the body returns, and the body's last step (the alert's
+    # completion) comes after the job's outcome is committed: the line may follow the state by a moment.
+    wait_until(lambda: job.celery_task_id in worker_log(), what="the worker to log the task's end")
     log = worker_log()
     assert "No hostname was supplied" not in log
     assert "twilio" not in log.lower(), "the SDK's request and header lines"
