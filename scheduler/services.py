@@ -10,12 +10,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import sql
-from django.db.models.constants import OnConflict
 from django.dispatch import Signal
 from django.utils import timezone
 
-from scheduler import lifecycle, publishing
+from scheduler import lifecycle, publishing, statements
 from scheduler.models import FINAL_STATES, EventKind, Job, JobEvent, State
 
 logger = logging.getLogger(__name__)
@@ -75,12 +73,7 @@ def _insert_with_events(job: Job, events: list[JobEvent]) -> bool:
     there were four (savepoint, job, events, release), on the path of every send now and of every occurrence
     the planner enqueues as one job.
     """
-    fields = [field for field in Job._meta.local_concrete_fields if not field.primary_key]
-    query = sql.InsertQuery(Job, on_conflict=OnConflict.IGNORE)
-    query.insert_values(fields, [job])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [Job._meta.pk]
-    [(insert, params)] = compiler.as_sql()
+    insert, params = statements.insert_sql(Job, connection.alias), statements.insert_params(job)
     rows = ", ".join(["(%s, %s, %s, %s)"] * len(events))
     statement = (
         f"WITH job AS ({insert}), event AS (INSERT INTO {connection.ops.quote_name(JobEvent._meta.db_table)} "

@@ -1,17 +1,15 @@
-"""What the lifecycle's hand-assembled PostgreSQL statements are made of: Django's compiled UPDATEs, and a
-job read back from a ``RETURNING`` row. Nothing here runs a statement or changes a job's state."""
+"""What hand-assembled statements are made of: Django's compiled UPDATEs, a row's INSERT built once per
+model, and model instances read back from rows (a ``RETURNING``, a written-out SELECT). For the statements
+on the path of every job (enqueue, claim, outcome, the delivery's reads), where the ORM spent longer
+building a statement than the database took to run it. Nothing here runs a statement."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from django.db import connection, connections
+from django.db import connection, connections, models
 from django.db.models import QuerySet, sql
-
-from scheduler.models import Job
-
-_JOB_ATTNAMES = [field.attname for field in Job._meta.concrete_fields]
 
 
 def update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
@@ -22,26 +20,58 @@ def update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, 
 
 
 @functools.cache
-def job_columns(alias: str) -> str:
-    """The job table's columns in the model's field order, for a ``RETURNING`` that ``job_from_row`` reads."""
-    return ", ".join(connections[alias].ops.quote_name(field.column) for field in Job._meta.concrete_fields)
+def insert_sql(model: type[models.Model], alias: str) -> str:
+    """One row's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (no row back if a unique constraint
+    holds it already), its values from ``insert_params``: what Django compiles for ``bulk_create(...,
+    ignore_conflicts=True)``, built once."""
+    ops = connections[alias].ops
+    fields = _inserted_fields(model)
+    columns = ", ".join(ops.quote_name(field.column) for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    return (f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES ({values}) "
+            f"ON CONFLICT DO NOTHING RETURNING {ops.quote_name(model._meta.pk.column)}")  # fmt: skip
 
 
-def job_from_row(row: tuple[Any, ...]) -> Job:
-    """The job from a row of ``job_columns()``, its values converted as a queryset would (JSON, times):
-    what ``Job.objects.raw`` does, without its work of matching columns to fields on every call."""
-    values = list(row)
-    for i, converters, column in _row_converters(connection.alias):
-        for convert in converters:
-            values[i] = convert(values[i], column, connection)
-    return Job.from_db(connection.alias, _JOB_ATTNAMES, values)
+def insert_params(instance: models.Model) -> list[Any]:
+    """The instance's values for ``insert_sql``, prepared as the ORM's INSERT prepares them."""
+    fields = _inserted_fields(type(instance))
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
 @functools.cache
-def _row_converters(alias: str) -> list[tuple[int, list[Any], Any]]:
+def _inserted_fields(model: type[models.Model]) -> list[models.Field]:
+    return [field for field in model._meta.local_concrete_fields if not field.primary_key]
+
+
+@functools.cache
+def columns(model: type[models.Model], alias: str, table: str = "") -> str:
+    """The model's columns in its field order (qualified by ``table`` if given), for a row that
+    ``from_row`` reads."""
+    ops = connections[alias].ops
+    prefix = f"{ops.quote_name(table)}." if table else ""
+    return ", ".join(prefix + ops.quote_name(field.column) for field in model._meta.concrete_fields)
+
+
+def from_row(model: type[models.Model], row: tuple[Any, ...] | list[Any]) -> models.Model:
+    """The instance from a row of ``columns(model)``, its values converted as a queryset would (JSON,
+    times): what ``Model.objects.raw`` does, without its work of matching columns to fields on every call."""
+    values = list(row)
+    for i, converters, column in _row_converters(model, connection.alias):
+        for convert in converters:
+            values[i] = convert(values[i], column, connection)
+    return model.from_db(connection.alias, _attnames(model), values)
+
+
+@functools.cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+@functools.cache
+def _row_converters(model: type[models.Model], alias: str) -> list[tuple[int, list[Any], Any]]:
     found = []
-    for i, field in enumerate(Job._meta.concrete_fields):
-        column = field.get_col(Job._meta.db_table)
+    for i, field in enumerate(model._meta.concrete_fields):
+        column = field.get_col(model._meta.db_table)
         converters = connections[alias].ops.get_db_converters(column) + field.get_db_converters(connections[alias])
         if converters:
             found.append((i, converters, column))
