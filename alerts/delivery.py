@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts import channels
+from alerts import channels, delivery_rows
 from alerts.channel_health import delivery_failed_for_good, delivery_hold
 from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope
 from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
@@ -147,8 +146,7 @@ def occurrence_deliver(
     or an after-quiet-hours job: see ``alerts/channel_health.py``; the recipients of its escalation step for
     a ``stage``: see ``alerts/escalation.py``; those of one ``share``: see ``alerts/fanout.py``); raise to
     retry or fail the job."""
-    # Sliced, not first(): no ORDER BY to build for a primary key's one row.
-    occurrence = next(iter(Occurrence.objects.select_related("alert").filter(pk=occurrence_id)[:1]), None)
+    occurrence = delivery_rows.occurrence_with_alert(occurrence_id)
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
@@ -161,7 +159,7 @@ def occurrence_deliver(
     if stage:
         recipients = _stage_recipients(job, alert, stage, channel, contact_id)
     else:
-        recipients = share.of(alert.recipients.all())
+        recipients = delivery_rows.recipients(alert, share)
     recipients = [c for c in recipients if c.is_active and spec.address(c)]
     if contact_id is not None:
         recipients = [c for c in recipients if c.pk == contact_id]
@@ -220,19 +218,10 @@ def _stage_recipients(job, alert, stage: Stage, channel: str, contact_id: int | 
 def _create_claimed(
     job, occurrence: Occurrence, contact: Contact, channel: DeliveryChannel, stage: Stage
 ) -> Delivery | None:
-    """The delivery row, created already claimed; ``None`` if it exists (an earlier attempt made it).
-
-    One INSERT in autocommit, instead of get_or_create's SELECT and INSERT in a transaction of its own.
-    """
+    """The delivery row, created already claimed; ``None`` if it exists (an earlier attempt made it)."""
     delivery = Delivery(occurrence=occurrence, contact=contact, channel=channel.name, address=channel.address(contact),
                         state=DeliveryState.SENDING, attempts=1, job_id=job.id, **stage.delivery_fields)  # fmt: skip
-    try:
-        # A savepoint only inside a caller's transaction, which a failed INSERT would otherwise break.
-        with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            delivery.save(force_insert=True)
-    except IntegrityError:
-        return None
-    return delivery
+    return delivery if delivery_rows.insert_unless_exists(delivery) else None
 
 
 def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally, stage: Stage) -> None:

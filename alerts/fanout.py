@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from math import ceil
 
 from django.conf import settings
-from django.db.models import F, QuerySet
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,6 @@ class Share:
     @property
     def label(self) -> str:
         return f"share {self.index + 1} of {self.count}" if self else ""
-
-    def of(self, contacts: QuerySet) -> QuerySet:
-        """The contacts of ``contacts`` in this share."""
-        if not self:
-            return contacts
-        return contacts.alias(share_index=F("pk") % self.count).filter(share_index=self.index)
 
 
 WHOLE = Share()
