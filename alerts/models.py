@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from timezone_field import TimeZoneField
 
@@ -319,7 +320,8 @@ class Alert(models.Model):
 class Occurrence(models.Model):
     """One due time of an alert; its identity makes each occurrence deliverable once."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="occurrences")
+    # No index of its own: the unique (alert, scheduled_for) below serves every lookup by alert.
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="occurrences", db_index=False)
     scheduled_for = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
     # Set for an alert with an escalation policy: the walk of this occurrence stops here. (Without a policy,
@@ -358,7 +360,8 @@ class DeliveryState(models.TextChoices):
 class Delivery(models.Model):
     """One message of one occurrence to one contact on one channel: claimed before sending, sent once."""
 
-    occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: the unique constraint below, which starts with it, serves lookups by occurrence.
+    occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=8, choices=Channel.choices)
     # Where in the occurrence's escalation walk it was sent: round 1.. and step 1..; 0 and 0 without a policy.
@@ -392,7 +395,7 @@ class Delivery(models.Model):
     )
     # Set on a delivery made because the contact's delivery on the alert's own channel failed for good.
     fallback_for = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks",
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks", db_index=False,
         help_text="The delivery on the other channel that failed for good, which this one replaces.",
     )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
@@ -407,7 +410,13 @@ class Delivery(models.Model):
                 name="delivery_once_per_step",
             ),
         ]
-        indexes = [models.Index(fields=["provider_id"], name="delivery_provider_id")]
+        indexes = [
+            models.Index(fields=["provider_id"], name="delivery_provider_id"),
+            # Only fallbacks are ever looked up by it: the rows without one stay out of the index.
+            models.Index(
+                fields=["fallback_for"], condition=Q(fallback_for__isnull=False), name="delivery_fallback_for"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.contact} ({self.state})"
