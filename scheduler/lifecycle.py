@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from scheduler.models import ACTIVE_STATES, EventKind, Job, JobEvent, State
 from scheduler.retry import error_record, retry_policy
-from scheduler.statements import columns, from_row, update_sql
+from scheduler.statements import columns, from_row, plain_update_sql, update_sql
 
 # Another row's update written with a job's change: the rows and the values, as for ``QuerySet.update``.
 RowsUpdate = tuple[QuerySet, dict[str, Any]]
@@ -101,24 +101,25 @@ def _move(
     """``transition``'s work; with ``read_back``, returns the changed job (``None`` if the row did not
     change) instead of whether it changed.
 
-    PostgreSQL: the conditional UPDATE (the one ``QuerySet.update`` would run, compiled by Django), its
-    event's INSERT and ``with_updates`` as one statement, one round trip and one commit instead of a
+    PostgreSQL: the conditional UPDATE (the one ``QuerySet.update`` would run, written out by
+    ``plain_update_sql`` where its values are plain, else compiled by Django), its event's INSERT and ``with_updates`` as one statement, one round trip and one commit instead of a
     transaction of several, the row read back from its ``RETURNING``. SQLite: the same in one transaction.
     """
     sources = tuple(sources)
     check_transition(sources, target)
     now = now or timezone.now()
-    rows = Job.objects.filter(pk=job_id, state__in=sources, **(when or {}))
+    filters = {"pk": job_id, "state__in": sources, **(when or {})}
     values = {"state": target, "modified_at": now, **changes}
     if event is None and not read_back and not with_updates:
-        return bool(rows.update(**values))
+        return bool(Job.objects.filter(**filters).update(**values))
     message = message[:500]
     if connection.vendor == "postgresql" and event is not None:
         others = [update_sql(other, other_values) for other, other_values in with_updates]
-        update, params = update_sql(rows, values)
+        update, params = plain_update_sql(Job, filters, values) or update_sql(Job.objects.filter(**filters), values)
+        returning = columns(Job, connection.alias) if read_back else "id"
         statement = (
             "WITH " + "".join(f"written_{i} AS ({other}), " for i, (other, _) in enumerate(others))
-            + f"changed AS ({update} RETURNING {columns(Job, connection.alias)}), "
+            + f"changed AS ({update} RETURNING {returning}), "
             f"event AS (INSERT INTO {JobEvent._meta.db_table} (job_id, kind, at, hostname, message) "
             "SELECT id, %s, %s, %s, %s FROM changed) "
         )  # fmt: skip
@@ -135,7 +136,7 @@ def _move(
     with transaction.atomic(savepoint=False):
         for other, other_values in with_updates:
             other.update(**other_values)
-        updated = rows.update(**values)
+        updated = Job.objects.filter(**filters).update(**values)
         if updated and event is not None:
             JobEvent.objects.create(job_id=job_id, kind=event, at=now, hostname=hostname, message=message)
         if read_back:

@@ -19,6 +19,39 @@ def update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, 
     return query.get_compiler(rows.db).as_sql()
 
 
+def plain_update_sql(
+    model: type[models.Model], filters: dict[str, Any], values: dict[str, Any]
+) -> tuple[str, list[Any]] | None:
+    """``model.objects.filter(**filters).update(**values)``'s statement, written without compiling a
+    queryset, where every filter is an equality or a non-empty ``__in`` and every value a plain one (no
+    expression); ``None`` otherwise, for ``update_sql`` to compile."""
+    ops = connection.ops
+    assignments, conditions, params, where_params = [], [], [], []
+    for name, value in values.items():
+        if hasattr(value, "resolve_expression"):
+            return None
+        field = model._meta.get_field(name)
+        if value is None:
+            assignments.append(f"{ops.quote_name(field.column)} = NULL")
+        else:
+            assignments.append(f"{ops.quote_name(field.column)} = %s")
+            params.append(field.get_db_prep_save(value, connection))
+    for key, value in filters.items():
+        name, _, lookup = key.partition("__")
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+        if lookup == "in" and value:
+            conditions.append(f"{ops.quote_name(field.column)} IN ({', '.join(['%s'] * len(value))})")
+            where_params += [field.get_db_prep_value(item, connection) for item in value]
+        elif not lookup and value is not None and not hasattr(value, "resolve_expression"):
+            conditions.append(f"{ops.quote_name(field.column)} = %s")
+            where_params.append(field.get_db_prep_value(value, connection))
+        else:
+            return None
+    statement = (f"UPDATE {ops.quote_name(model._meta.db_table)} SET {', '.join(assignments)} "
+                 f"WHERE {' AND '.join(conditions)}")  # fmt: skip
+    return statement, [*params, *where_params]
+
+
 @functools.cache
 def insert_sql(model: type[models.Model], alias: str) -> str:
     """One row's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (no row back if a unique constraint
