@@ -102,8 +102,9 @@ def _move(
     change) instead of whether it changed.
 
     PostgreSQL: the conditional UPDATE (the one ``QuerySet.update`` would run, written out by
-    ``plain_update_sql`` where its values are plain, else compiled by Django), its event's INSERT and ``with_updates`` as one statement, one round trip and one commit instead of a
-    transaction of several, the row read back from its ``RETURNING``. SQLite: the same in one transaction.
+    ``plain_update_sql`` where its values are plain, else compiled by Django), its event's INSERT and
+    ``with_updates`` as one statement, one round trip and one commit instead of a transaction of several,
+    the row read back from its ``RETURNING``. SQLite: the same in one transaction.
     """
     sources = tuple(sources)
     check_transition(sources, target)
