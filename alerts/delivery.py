@@ -146,7 +146,8 @@ def occurrence_deliver(
     or an after-quiet-hours job: see ``alerts/channel_health.py``; the recipients of its escalation step for
     a ``stage``: see ``alerts/escalation.py``; those of one ``share``: see ``alerts/fanout.py``); raise to
     retry or fail the job."""
-    occurrence = delivery_rows.occurrence_with_alert(occurrence_id)
+    # A step's recipients are its own, read once the abort checks passed; the others come with the occurrence.
+    occurrence, recipients = delivery_rows.occurrence_with_recipients(occurrence_id, None if stage else share)
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
@@ -158,8 +159,6 @@ def occurrence_deliver(
     spec = channels.get(channel)
     if stage:
         recipients = _stage_recipients(job, alert, stage, channel, contact_id)
-    else:
-        recipients = delivery_rows.recipients(alert, share)
     recipients = [c for c in recipients if c.is_active and spec.address(c)]
     if contact_id is not None:
         recipients = [c for c in recipients if c.pk == contact_id]

@@ -1,7 +1,7 @@
-"""The delivery job's reads and its delivery row's INSERT, written out once instead of compiled by the ORM on
+"""The delivery job's read and its delivery row's INSERT, written out once instead of compiled by the ORM on
 every delivery (each compile cost more CPU than the database's work for the statement). Same rows, same
 order, same instances (with the occurrence's alert cached, as ``select_related`` leaves it) as the
-querysets they replace."""
+querysets they replace, and one round trip for the occurrence, its alert and its recipients."""
 
 from __future__ import annotations
 
@@ -14,27 +14,31 @@ from alerts.models import Alert, Contact, Delivery, Occurrence
 from scheduler.statements import columns, from_row, insert_params, insert_sql
 
 
-def occurrence_with_alert(occurrence_id: int) -> Occurrence | None:
-    """``Occurrence.objects.select_related("alert").filter(pk=occurrence_id).first()``, in one statement."""
+def occurrence_with_recipients(
+    occurrence_id: int, recipients_of: Share | None
+) -> tuple[Occurrence | None, list[Contact]]:
+    """The occurrence with its alert (cached on it, as ``select_related`` leaves it), and the alert's
+    recipients in share ``recipients_of`` in name order (``share.of(alert.recipients.all())``; none read if
+    it is ``None``), in one statement; ``(None, [])`` if the occurrence no longer exists."""
     with connection.cursor() as cursor:
-        cursor.execute(_occurrence_sql(connection.alias), [occurrence_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(Occurrence._meta.concrete_fields)
-    occurrence = from_row(Occurrence, row[:split])
-    Occurrence.alert.field.set_cached_value(occurrence, from_row(Alert, row[split:]))
-    return occurrence
-
-
-def recipients(alert: Alert, share: Share) -> list[Contact]:
-    """``share.of(alert.recipients.all())``: the alert's recipients in ``share``, in name order."""
-    with connection.cursor() as cursor:
-        if share:
-            cursor.execute(_recipients_sql(connection.alias, shared=True), [alert.pk, share.count, share.index])
+        if recipients_of is None:
+            cursor.execute(_occurrence_sql(connection.alias, join=""), [occurrence_id])
+        elif recipients_of:
+            cursor.execute(_occurrence_sql(connection.alias, join=_SHARE_JOIN),
+                           [recipients_of.count, recipients_of.index, occurrence_id])  # fmt: skip
         else:
-            cursor.execute(_recipients_sql(connection.alias, shared=False), [alert.pk])
-        return [from_row(Contact, row) for row in cursor.fetchall()]
+            cursor.execute(_occurrence_sql(connection.alias, join=_RECIPIENTS_JOIN), [occurrence_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    occurrence_end = len(Occurrence._meta.concrete_fields)
+    alert_end = occurrence_end + len(Alert._meta.concrete_fields)
+    occurrence = from_row(Occurrence, rows[0][:occurrence_end])
+    Occurrence.alert.field.set_cached_value(occurrence, from_row(Alert, rows[0][occurrence_end:alert_end]))
+    if recipients_of is None:
+        return occurrence, []
+    # Without recipients (or in an empty share) the one row's contact columns are NULL.
+    return occurrence, [from_row(Contact, row[alert_end:]) for row in rows if row[alert_end] is not None]
 
 
 def insert_unless_exists(delivery: Delivery) -> bool:
@@ -50,19 +54,17 @@ def insert_unless_exists(delivery: Delivery) -> bool:
     return True
 
 
-@functools.cache
-def _occurrence_sql(alias: str) -> str:
-    return (
-        f"SELECT {columns(Occurrence, alias, 'o')}, {columns(Alert, alias, 'a')} "
-        f"FROM {Occurrence._meta.db_table} o INNER JOIN {Alert._meta.db_table} a ON a.id = o.alert_id WHERE o.id = %s"
-    )
+_RECIPIENTS_JOIN = "LEFT JOIN ({through} r INNER JOIN {contact} c ON c.id = r.contact_id) ON r.alert_id = a.id"
+_SHARE_JOIN = (
+    "LEFT JOIN ({through} r INNER JOIN {contact} c ON c.id = r.contact_id AND c.id %% %s = %s) ON r.alert_id = a.id"
+)
 
 
 @functools.cache
-def _recipients_sql(alias: str, *, shared: bool) -> str:
-    through = Alert.recipients.through._meta.db_table
-    share = " AND c.id %% %s = %s" if shared else ""
-    return (
-        f"SELECT {columns(Contact, alias, 'c')} FROM {Contact._meta.db_table} c "
-        f"INNER JOIN {through} r ON r.contact_id = c.id WHERE r.alert_id = %s{share} ORDER BY c.name"
-    )
+def _occurrence_sql(alias: str, *, join: str) -> str:
+    selected = f"{columns(Occurrence, alias, 'o')}, {columns(Alert, alias, 'a')}"
+    if join:
+        selected += f", {columns(Contact, alias, 'c')}"
+        join = join.format(through=Alert.recipients.through._meta.db_table, contact=Contact._meta.db_table)
+    tables = f"{Occurrence._meta.db_table} o INNER JOIN {Alert._meta.db_table} a ON a.id = o.alert_id {join}"
+    return f"SELECT {selected} FROM {tables} WHERE o.id = %s" + (" ORDER BY c.name" if join else "")

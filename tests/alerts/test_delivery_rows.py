@@ -26,31 +26,45 @@ def test_the_occurrence_comes_with_its_alert_in_one_statement_as_select_related_
     alert = AlertFactory(name="Boiler", urgent=True, retry_delay=timedelta(minutes=7), sms_text="Hi {{ contact.name }}")
     occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now(), acknowledged_by="ops")
     expected = Occurrence.objects.select_related("alert").get(pk=occurrence.pk)
-    with CaptureQueriesContext(connection) as statements:
-        found = delivery_rows.occurrence_with_alert(occurrence.pk)
-        read_alert = found.alert
-    assert len(statements) == 1
-    assert _fields(found) == _fields(expected)
-    assert _fields(read_alert) == _fields(expected.alert)
-    assert found._state.adding is False and read_alert._state.adding is False
+    for recipients_of in (None, Share(), Share(0, 2)):
+        with CaptureQueriesContext(connection) as statements:
+            found, _ = delivery_rows.occurrence_with_recipients(occurrence.pk, recipients_of)
+            read_alert = found.alert
+        assert len(statements) == 1
+        assert _fields(found) == _fields(expected)
+        assert _fields(read_alert) == _fields(expected.alert)
+        assert found._state.adding is False and read_alert._state.adding is False
 
 
 def test_a_missing_occurrence_reads_as_none():
-    assert delivery_rows.occurrence_with_alert(987654) is None
+    assert delivery_rows.occurrence_with_recipients(987654, Share()) == (None, [])
 
 
 def test_recipients_come_in_name_order_and_a_share_holds_the_ids_of_its_remainder():
     contacts = [ContactFactory(name=name) for name in ("Dana", "Ann", "Cleo", "Bob", "Eve")]
     alert = AlertFactory(recipients=contacts)
     AlertFactory(recipients=[ContactFactory(name="Other alert's")])
-    assert [c.name for c in delivery_rows.recipients(alert, Share())] == ["Ann", "Bob", "Cleo", "Dana", "Eve"]
-    assert [_fields(c) for c in delivery_rows.recipients(alert, Share())] == [
-        _fields(c) for c in alert.recipients.order_by("name")
-    ]
-    share = Share(1, 2)
-    assert [c.pk for c in delivery_rows.recipients(alert, share)] == [
-        c.pk for c in sorted(contacts, key=lambda c: c.name) if c.pk % 2 == 1
-    ]
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+
+    def read(recipients_of: Share | None) -> list[Contact]:
+        return delivery_rows.occurrence_with_recipients(occurrence.pk, recipients_of)[1]
+
+    assert [c.name for c in read(Share())] == ["Ann", "Bob", "Cleo", "Dana", "Eve"]
+    assert [_fields(c) for c in read(Share())] == [_fields(c) for c in alert.recipients.order_by("name")]
+    ordered = sorted(contacts, key=lambda c: c.name)
+    assert [c.pk for c in read(Share(1, 2))] == [c.pk for c in ordered if c.pk % 2 == 1]
+    assert read(None) == []
+
+
+def test_an_alert_without_recipients_or_an_empty_share_reads_none():
+    alert = AlertFactory(recipients=[])
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+    found, recipients = delivery_rows.occurrence_with_recipients(occurrence.pk, Share())
+    assert (found.pk, recipients) == (occurrence.pk, [])
+    contact = ContactFactory()
+    alert.recipients.set([contact])
+    empty = Share((contact.pk + 1) % 3, 3)
+    assert delivery_rows.occurrence_with_recipients(occurrence.pk, empty)[1] == []
 
 
 def test_a_second_delivery_row_for_the_same_recipient_is_not_inserted_and_the_transaction_goes_on():

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from alerts import delivery_rows, services
 from alerts.fanout import Share, occurrence_shares
-from alerts.models import AlertState, Delivery, DeliveryState
+from alerts.models import AlertState, Delivery, DeliveryState, Occurrence
 from alerts.planner import occurrence_enqueue
 from scheduler.models import Job, State
 from tests.alerts.factories import AlertFactory, ContactFactory
@@ -52,10 +52,12 @@ def test_above_the_limit_each_channel_gets_one_job_per_share():
 @pytest.mark.django_db
 def test_every_contact_falls_in_exactly_one_share():
     contacts = ContactFactory.create_batch(20)
-    alert = AlertFactory(recipients=contacts)
+    occurrence = Occurrence.objects.create(alert=AlertFactory(recipients=contacts), scheduled_for=timezone.now())
     shares = occurrence_shares(len(contacts))
     assert len(shares) == 7
-    members = Counter(c.pk for share in shares for c in delivery_rows.recipients(alert, share))
+    members = Counter(
+        c.pk for share in shares for c in delivery_rows.occurrence_with_recipients(occurrence.pk, share)[1]
+    )
     assert members == Counter(c.pk for c in contacts)
 
 
