@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from alerts.escalation import NO_STAGE, Stage, policy_plan, step_label
@@ -28,6 +29,7 @@ from alerts.fanout import WHOLE, Share, occurrence_shares
 from alerts.models import Alert, AlertState, Occurrence
 from alerts.schedules import ScheduleError, alert_due_times
 from alerts.tasks import DELIVERY_TASKS
+from scheduler.statements import plain_update_sql
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +143,11 @@ def is_due_time(alert: Alert, moment: datetime) -> bool:
     return due_after(alert, moment - ONE_TICK) == moment
 
 
-def alert_plan(*, alert: Alert, now: datetime, report: PlanReport | None = None) -> list[Occurrence]:
-    """Plan the alert's occurrences due up to ``now + ALERT_PLAN_AHEAD``; the caller holds the row lock.
+def alert_plan(
+    *, alert: Alert, now: datetime, report: PlanReport | None = None, recipients: int | None = None
+) -> list[Occurrence]:
+    """Plan the alert's occurrences due up to ``now + ALERT_PLAN_AHEAD``; the caller holds the row lock
+    (and may know the alert's number of ``recipients``).
 
     Due times older than ``ALERT_CATCH_UP`` (the planner was down that long) are skipped with a warning
     rather than sent hours late; everything newer is delivered, late if need be.
@@ -154,7 +159,6 @@ def alert_plan(*, alert: Alert, now: datetime, report: PlanReport | None = None)
     horizon = now + settings.ALERT_PLAN_AHEAD if alert.is_recurring else datetime.max.replace(tzinfo=UTC)
     oldest_allowed = now - settings.ALERT_CATCH_UP
     planned: list[Occurrence] = []
-    recipients = None
     if due is not None and due < oldest_allowed:
         logger.warning(
             "alert %s: due times from %s to %s are older than the catch-up window and are not sent",
@@ -170,7 +174,8 @@ def alert_plan(*, alert: Alert, now: datetime, report: PlanReport | None = None)
         planned.append(occurrence_enqueue(alert=alert, scheduled_for=due, recipients=recipients))
         due = due_after(alert, due)
     if due != alert.next_due_at:
-        Alert.objects.filter(pk=alert.pk).update(next_due_at=due)
+        with connection.cursor() as cursor:
+            cursor.execute(*plain_update_sql(Alert, {"pk": alert.pk}, {"next_due_at": due}))
         alert.next_due_at = due
     report.occurrences += len(planned)
     return planned
@@ -193,10 +198,11 @@ def alerts_plan_due(*, now: datetime | None = None, budget: float | None = None)
                 .filter(state=AlertState.ACTIVE, next_due_at__lte=moment + settings.ALERT_PLAN_AHEAD)
                 .order_by("next_due_at")[:BATCH_SIZE]
             )
+            recipients = _recipient_counts([alert.pk for alert in batch])
             for alert in batch:
                 try:
                     with transaction.atomic():
-                        alert_plan(alert=alert, now=moment, report=report)
+                        alert_plan(alert=alert, now=moment, report=report, recipients=recipients.get(alert.pk, 0))
                 except ScheduleError as exc:
                     # Saved around the form's validation (a shell, a bulk update): stop planning it, loudly,
                     # instead of failing the whole batch at every run.
@@ -205,3 +211,9 @@ def alerts_plan_due(*, now: datetime | None = None, budget: float | None = None)
         report.alerts += len(batch)
         if len(batch) < BATCH_SIZE or time.monotonic() >= deadline:
             return report
+
+
+def _recipient_counts(alert_ids: list[int]) -> dict[int, int]:
+    """The number of recipients of each alert that has any, in one query for a whole batch."""
+    through = Alert.recipients.through.objects.filter(alert_id__in=alert_ids)
+    return dict(through.order_by().values_list("alert_id").annotate(count=Count("*")))

@@ -17,7 +17,7 @@ from alerts import services
 from alerts.models import Alert, AlertState, Occurrence, ScheduleKind
 from alerts.planner import alert_plan, alerts_plan_due
 from scheduler.models import EventKind, Job, JobEvent, State
-from tests.alerts.factories import AlertFactory
+from tests.alerts.factories import AlertFactory, ContactFactory
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -207,3 +207,21 @@ def test_send_now_if_the_time_has_passed_sends_at_once(client, django_user_model
     job = Job.objects.get(label__startswith="Late reminder").wait(timeout=30)
     assert job.state == State.SUCCEEDED, job.errors
     assert len(fake_twilio.messages) == 1
+
+
+def test_the_planners_batch_counts_each_alerts_recipients_for_its_shares(settings):
+    settings.ALERT_RECIPIENTS_PER_JOB = 2
+    due = timezone.now().replace(microsecond=0) + timedelta(minutes=1)
+    crowd = daily_interval_alert(due, recipients=ContactFactory.create_batch(5))
+    pair = daily_interval_alert(due, recipients=ContactFactory.create_batch(2))
+    nobody = daily_interval_alert(due, recipients=[])
+    Alert.objects.filter(pk__in=[crowd.pk, pair.pk, nobody.pk]).update(next_due_at=due)
+    alerts_plan_due(now=due - timedelta(seconds=30))
+
+    def keys(alert: Alert) -> list[str]:
+        return sorted(job.unique_key.split(":", 2)[2] for job in Job.objects.filter(target_id=str(alert.pk)))
+
+    assert keys(crowd) == ["sms:share:1:of:3", "sms:share:2:of:3", "sms:share:3:of:3"]
+    assert keys(pair) == keys(nobody) == ["sms"]
+    assert Job.objects.get(target_id=str(crowd.pk), unique_key__endswith=":1:of:3").label.endswith("of 5 recipients")
+    assert Job.objects.get(target_id=str(nobody.pk)).label.endswith("· 0 recipients")
