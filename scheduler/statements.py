@@ -28,9 +28,11 @@ def plain_update_sql(
     ops = connection.ops
     assignments, conditions, params, where_params = [], [], [], []
     for name, value in values.items():
-        if hasattr(value, "resolve_expression"):
+        if _is_expression(value):
             return None
         field = model._meta.get_field(name)
+        if hasattr(field, "get_placeholder"):  # a binary or range field needs its own placeholder
+            return None
         if value is None:
             assignments.append(f"{ops.quote_name(field.column)} = NULL")
         else:
@@ -42,7 +44,7 @@ def plain_update_sql(
         if lookup == "in" and value:
             conditions.append(f"{ops.quote_name(field.column)} IN ({', '.join(['%s'] * len(value))})")
             where_params += [field.get_db_prep_value(item, connection) for item in value]
-        elif not lookup and value is not None and not hasattr(value, "resolve_expression"):
+        elif not lookup and value is not None and not isinstance(value, models.Model) and not _is_expression(value):
             conditions.append(f"{ops.quote_name(field.column)} = %s")
             where_params.append(field.get_db_prep_value(value, connection))
         else:
@@ -50,6 +52,10 @@ def plain_update_sql(
     statement = (f"UPDATE {ops.quote_name(model._meta.db_table)} SET {', '.join(assignments)} "
                  f"WHERE {' AND '.join(conditions)}")  # fmt: skip
     return statement, [*params, *where_params]
+
+
+def _is_expression(value: Any) -> bool:
+    return hasattr(value, "resolve_expression")
 
 
 @functools.cache

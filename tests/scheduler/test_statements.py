@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
@@ -60,6 +61,8 @@ def test_a_written_out_update_changes_nothing_when_its_conditions_do_not_hold():
         ({"pk": 1, "published_at__isnull": False}, {"state": State.RUNNING}),
         ({"pk": 1, "state__in": ()}, {"state": State.RUNNING}),
         ({"pk": None}, {"state": State.RUNNING}),
+        ({"pk": 1, "target_type": ContentType(pk=1)}, {"state": State.RUNNING}),
+        ({"pk": F("id")}, {"state": State.RUNNING}),
     ],
 )
 def test_what_is_not_plain_is_left_to_the_orm(filters, values):
