@@ -29,7 +29,8 @@ from alerts.fanout import WHOLE, Share, occurrence_shares
 from alerts.models import Alert, AlertState, Occurrence
 from alerts.schedules import ScheduleError, alert_due_times
 from alerts.tasks import DELIVERY_TASKS
-from scheduler.statements import plain_update_sql
+from scheduler.services import jobs_enqueue
+from scheduler.statements import columns, from_row, update_each_sql
 
 logger = logging.getLogger(__name__)
 
@@ -64,45 +65,63 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
     """
     if recipients is None:
         recipients = alert.recipients.count()
+    [occurrence] = _occurrences_enqueue([(alert, scheduled_for)], {alert.pk: recipients})
+    return occurrence
+
+
+def _occurrences_enqueue(wanted: list[tuple[Alert, datetime]], recipients: dict[int, int]) -> list[Occurrence]:
+    """``occurrence_enqueue`` for each (alert, time), the occurrences in one statement and the jobs of all
+    but escalation walks in one ``jobs_enqueue``: a planner's batch costs a few statements, not a few per
+    alert. Returns the occurrences in the same order."""
     # Within a caller's transaction (send now, the planner's batch) a savepoint would only cost round trips:
     # nothing here is retried after a failure, which fails the caller's transaction anyway.
     with transaction.atomic(savepoint=False):
-        occurrence = _occurrence_at(alert, scheduled_for)
-        if alert.escalation_policy_id is not None:
-            _enqueue_walk(alert, occurrence)
-            return occurrence
-        for channel in alert.channels:
-            DELIVERY_TASKS[channel].enqueue_many([
-                {"args": [occurrence.pk], "kwargs": share.job_kwargs, "eta": scheduled_for, "target": alert,
-                 "unique_key": occurrence_job_key(occurrence.pk, channel, share=share),
-                 "label": occurrence_label(alert, channel, recipients, share),
-                 "max_attempts": alert.max_attempts, "retry_delay": alert.retry_delay}
-                for share in occurrence_shares(recipients)
-            ])  # fmt: skip
-    return occurrence
+        found = _occurrences_at(wanted)
+        occurrences = [found[alert.pk, scheduled_for] for alert, scheduled_for in wanted]
+        requests = []
+        for (alert, scheduled_for), occurrence in zip(wanted, occurrences, strict=True):
+            if alert.escalation_policy_id is not None:
+                _enqueue_walk(alert, occurrence)
+                continue
+            count = recipients.get(alert.pk, 0)
+            requests += [
+                DELIVERY_TASKS[channel].request(
+                    args=[occurrence.pk], kwargs=share.job_kwargs, eta=scheduled_for, target=alert,
+                    unique_key=occurrence_job_key(occurrence.pk, channel, share=share),
+                    label=occurrence_label(alert, channel, count, share),
+                    max_attempts=alert.max_attempts, retry_delay=alert.retry_delay,
+                )
+                for channel in alert.channels
+                for share in occurrence_shares(count)
+            ]  # fmt: skip
+        jobs_enqueue(requests)
+    return occurrences
 
 
-def _occurrence_at(alert: Alert, scheduled_for: datetime) -> Occurrence:
-    """The alert's occurrence at that time, created if new: one ``INSERT ... ON CONFLICT`` statement that
-    returns the row's id either way (get_or_create takes a SELECT, a savepoint, an INSERT and a release).
-    For a row that existed, only its id is read back: its other columns (an acknowledgement) are not.
-    Written out: on the path of every send now and every planned occurrence, the ORM's bulk_create spent
-    more time building the statement than the database running it."""
-    occurrence = Occurrence(alert=alert, scheduled_for=scheduled_for)
+def _occurrences_at(wanted: list[tuple[Alert, datetime]]) -> dict[tuple[int, datetime], Occurrence]:
+    """Each alert's occurrence at its time, created if new, by (alert id, time): one ``INSERT ... ON
+    CONFLICT`` statement that returns the rows either way (get_or_create takes a SELECT, a savepoint, an
+    INSERT and a release, per occurrence). Written out: on the path of every send now and every planned
+    occurrence, the ORM's bulk_create spent more time building the statement than the database running it."""
+    if not wanted:
+        return {}
     ops = connection.ops
-    times = [ops.adapt_datetimefield_value(scheduled_for), ops.adapt_datetimefield_value(occurrence.created_at)]
+    created_at = ops.adapt_datetimefield_value(timezone.now())
+    rows = ", ".join(["(%s, %s, %s, NULL, '')"] * len(wanted))
+    params = [value for alert, at in wanted for value in (alert.pk, ops.adapt_datetimefield_value(at), created_at)]
+    statement = _OCCURRENCE_UPSERT.format(
+        table=ops.quote_name(Occurrence._meta.db_table), rows=rows, columns=columns(Occurrence, connection.alias)
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_OCCURRENCE_UPSERT.format(table=ops.quote_name(Occurrence._meta.db_table)), [alert.pk, *times])
-        occurrence.pk = cursor.fetchone()[0]
-    occurrence._state.adding = False
-    return occurrence
+        cursor.execute(statement, params)
+        found = [from_row(Occurrence, row) for row in cursor.fetchall()]
+    return {(occurrence.alert_id, occurrence.scheduled_for): occurrence for occurrence in found}
 
 
-# The no-op update on a conflict is what makes RETURNING give the existing row's id (DO NOTHING returns none).
+# The no-op update on a conflict is what makes RETURNING give the existing rows (DO NOTHING returns none).
 _OCCURRENCE_UPSERT = """
-    INSERT INTO {table} (alert_id, scheduled_for, created_at, acknowledged_at, acknowledged_by)
-    VALUES (%s, %s, %s, NULL, '')
-    ON CONFLICT (alert_id, scheduled_for) DO UPDATE SET scheduled_for = EXCLUDED.scheduled_for RETURNING id"""
+    INSERT INTO {table} (alert_id, scheduled_for, created_at, acknowledged_at, acknowledged_by) VALUES {rows}
+    ON CONFLICT (alert_id, scheduled_for) DO UPDATE SET scheduled_for = EXCLUDED.scheduled_for RETURNING {columns}"""
 
 
 def _enqueue_walk(alert: Alert, occurrence: Occurrence) -> None:
@@ -143,22 +162,26 @@ def is_due_time(alert: Alert, moment: datetime) -> bool:
     return due_after(alert, moment - ONE_TICK) == moment
 
 
-def alert_plan(
-    *, alert: Alert, now: datetime, report: PlanReport | None = None, recipients: int | None = None
-) -> list[Occurrence]:
-    """Plan the alert's occurrences due up to ``now + ALERT_PLAN_AHEAD``; the caller holds the row lock
-    (and may know the alert's number of ``recipients``).
+@dataclass(frozen=True)
+class DueTimes:
+    """What planning an alert now comes to: the due times to plan, and the alert's next due time after them."""
+
+    times: list[datetime]
+    following: datetime | None
+
+
+def alert_due_times_now(alert: Alert, now: datetime, report: PlanReport) -> DueTimes:
+    """The alert's due times from its ``next_due_at`` up to ``now + ALERT_PLAN_AHEAD``; writes nothing.
 
     Due times older than ``ALERT_CATCH_UP`` (the planner was down that long) are skipped with a warning
-    rather than sent hours late; everything newer is delivered, late if need be.
+    rather than sent hours late; everything newer is delivered, late if need be. Raises ``ScheduleError``
+    for a schedule that cannot be read.
     """
-    report = report or PlanReport()
     due = alert.next_due_at
     # A one-off has one occurrence: its job is written at once, waiting in the database and shown on the
     # job pages until the engine's horizon publishes it. Recurring alerts are planned within the look-ahead.
     horizon = now + settings.ALERT_PLAN_AHEAD if alert.is_recurring else datetime.max.replace(tzinfo=UTC)
     oldest_allowed = now - settings.ALERT_CATCH_UP
-    planned: list[Occurrence] = []
     if due is not None and due < oldest_allowed:
         logger.warning(
             "alert %s: due times from %s to %s are older than the catch-up window and are not sent",
@@ -168,16 +191,42 @@ def alert_plan(
         )
         report.skipped += 1
         due = due_after(alert, oldest_allowed - ONE_TICK)
+    times = []
     while due is not None and due <= horizon:
-        if recipients is None:
-            recipients = alert.recipients.count()
-        planned.append(occurrence_enqueue(alert=alert, scheduled_for=due, recipients=recipients))
+        times.append(due)
         due = due_after(alert, due)
-    if due != alert.next_due_at:
+    return DueTimes(times, due)
+
+
+def alert_plan(
+    *, alert: Alert, now: datetime, report: PlanReport | None = None, recipients: int | None = None
+) -> list[Occurrence]:
+    """Plan the alert's occurrences due up to ``now + ALERT_PLAN_AHEAD`` (``alert_due_times_now``); the
+    caller holds the row lock (and may know the alert's number of ``recipients``)."""
+    report = report or PlanReport()
+    due = alert_due_times_now(alert, now, report)
+    if recipients is None and due.times:
+        recipients = alert.recipients.count()
+    return _plan([(alert, due)], {alert.pk: recipients or 0}, report)[0]
+
+
+def _plan(
+    plans: list[tuple[Alert, DueTimes]], recipients: dict[int, int], report: PlanReport
+) -> list[list[Occurrence]]:
+    """Write locked alerts' plans: their occurrences with their jobs, and their next due times, in a few
+    statements for all of them. Returns each alert's planned occurrences."""
+    wanted = [(alert, at) for alert, due in plans for at in due.times]
+    occurrences = iter(_occurrences_enqueue(wanted, recipients))
+    planned = [[next(occurrences) for _ in due.times] for _, due in plans]
+    moved = [alert for alert, due in plans if due.following != alert.next_due_at]
+    for alert, due in plans:
+        alert.next_due_at = due.following
+    if moved and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(*plain_update_sql(Alert, {"pk": alert.pk}, {"next_due_at": due}))
-        alert.next_due_at = due
-    report.occurrences += len(planned)
+            cursor.execute(*update_each_sql(Alert, "next_due_at", {alert.pk: alert.next_due_at for alert in moved}))
+    elif moved:
+        Alert.objects.bulk_update(moved, ["next_due_at"])
+    report.occurrences += len(wanted)
     return planned
 
 
@@ -198,16 +247,16 @@ def alerts_plan_due(*, now: datetime | None = None, budget: float | None = None)
                 .filter(state=AlertState.ACTIVE, next_due_at__lte=moment + settings.ALERT_PLAN_AHEAD)
                 .order_by("next_due_at")[:BATCH_SIZE]
             )
-            recipients = _recipient_counts([alert.pk for alert in batch])
+            plans = []
             for alert in batch:
                 try:
-                    with transaction.atomic():
-                        alert_plan(alert=alert, now=moment, report=report, recipients=recipients.get(alert.pk, 0))
+                    plans.append((alert, alert_due_times_now(alert, moment, report)))
                 except ScheduleError as exc:
                     # Saved around the form's validation (a shell, a bulk update): stop planning it, loudly,
                     # instead of failing the whole batch at every run.
                     logger.error("alert %s has a schedule that cannot be read, not planned: %s", alert.pk, exc)
-                    Alert.objects.filter(pk=alert.pk).update(next_due_at=None)
+                    plans.append((alert, DueTimes([], None)))
+            _plan(plans, _recipient_counts([alert.pk for alert in batch]), report)
         report.alerts += len(batch)
         if len(batch) < BATCH_SIZE or time.monotonic() >= deadline:
             return report

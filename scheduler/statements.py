@@ -54,6 +54,20 @@ def plain_update_sql(
     return statement, [*params, *where_params]
 
 
+def update_each_sql(model: type[models.Model], name: str, values: dict[Any, Any]) -> tuple[str, list[Any]]:
+    """PostgreSQL: one UPDATE giving field ``name`` its own value on each row, ``values`` by primary key:
+    ``bulk_update``'s statement, joined to a list of rows instead of a ``CASE`` per row, and without the
+    expressions it resolves for every object."""
+    ops, field, pk = connection.ops, model._meta.get_field(name), model._meta.pk
+    table, column = ops.quote_name(model._meta.db_table), ops.quote_name(field.column)
+    # The casts type the list's columns, which a list holding only NULLs in a column would leave as text.
+    rows = ", ".join([f"(%s::{pk.db_type(connection)}, %s::{field.db_type(connection)})"] * len(values))
+    params = [value for key, item in values.items() for value in (key, field.get_db_prep_save(item, connection))]
+    statement = (f"UPDATE {table} SET {column} = each.value FROM (VALUES {rows}) AS each (key, value) "
+                 f"WHERE {table}.{ops.quote_name(pk.column)} = each.key")  # fmt: skip
+    return statement, params
+
+
 def _is_expression(value: Any) -> bool:
     return hasattr(value, "resolve_expression")
 

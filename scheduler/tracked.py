@@ -98,15 +98,15 @@ class TrackedTask:
     ) -> Job:
         """Run at ``eta``, or after ``delay``, or now; returns the job, which is also its handle."""
         return services.job_enqueue(
-            **self._request(args=args, kwargs=kwargs, eta=eta, delay=delay, target=target, unique_key=unique_key,
+            **self.request(args=args, kwargs=kwargs, eta=eta, delay=delay, target=target, unique_key=unique_key,
                             max_attempts=max_attempts, retry_delay=retry_delay, label=label)
         )  # fmt: skip
 
     def enqueue_many(self, calls: list[dict[str, Any]]) -> list[Job]:
         """``enqueue_with(**call)`` for each call, the jobs and their events written in one INSERT each."""
-        return services.jobs_enqueue([self._request(**call) for call in calls])
+        return services.jobs_enqueue([self.request(**call) for call in calls])
 
-    def _request(
+    def request(
         self,
         *,
         args: list[Any] | tuple[Any, ...] = (),
@@ -119,6 +119,8 @@ class TrackedTask:
         retry_delay: timedelta | None = None,
         label: str = "",
     ) -> dict[str, Any]:
+        """``enqueue_with``'s arguments as ``scheduler.services.jobs_enqueue`` takes them: for jobs of several
+        tasks enqueued in one batch."""
         if eta is not None and delay is not None:
             raise ValueError("give eta or delay, not both")
         if delay is not None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTasks
 
@@ -17,7 +18,7 @@ from alerts import services
 from alerts.models import Alert, AlertState, Occurrence, ScheduleKind
 from alerts.planner import alert_plan, alerts_plan_due
 from scheduler.models import EventKind, Job, JobEvent, State
-from tests.alerts.factories import AlertFactory, ContactFactory
+from tests.alerts.factories import AlertFactory, ContactFactory, escalation_policy
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -225,3 +226,38 @@ def test_the_planners_batch_counts_each_alerts_recipients_for_its_shares(setting
     assert keys(pair) == keys(nobody) == ["sms"]
     assert Job.objects.get(target_id=str(crowd.pk), unique_key__endswith=":1:of:3").label.endswith("of 5 recipients")
     assert Job.objects.get(target_id=str(nobody.pk)).label.endswith("· 0 recipients")
+
+
+def test_one_unreadable_schedule_is_set_aside_and_the_rest_of_its_batch_planned(caplog):
+    due = timezone.now().replace(microsecond=0) + timedelta(minutes=1)
+    plain = daily_interval_alert(due)
+    manager = ContactFactory(name="Mia")
+    walked = daily_interval_alert(due, escalation_policy=escalation_policy({"contacts": [manager]}))
+    broken = AlertFactory(schedule_kind=ScheduleKind.CRONTAB, send_at=None, crontab="0 9 * * *")
+    Alert.objects.filter(pk__in=[plain.pk, walked.pk, broken.pk]).update(next_due_at=due)
+    Alert.objects.filter(pk=broken.pk).update(crontab="61 9 * * *")  # around the form's validation
+
+    report = alerts_plan_due(now=due - timedelta(seconds=30))
+
+    assert f"alert {broken.pk} has a schedule that cannot be read" in caplog.text
+    assert report.alerts == 3 and report.occurrences == 2
+    assert Alert.objects.get(pk=broken.pk).next_due_at is None
+    assert not Occurrence.objects.filter(alert=broken).exists()
+    for alert in (plain, walked):
+        assert Occurrence.objects.get(alert=alert).scheduled_for == due
+        assert Alert.objects.get(pk=alert.pk).next_due_at == due + timedelta(days=1)
+    assert Job.objects.get(target_id=str(plain.pk)).unique_key.endswith(":sms")
+    assert Job.objects.get(target_id=str(walked.pk)).unique_key.endswith(":sms:round:1:step:1")
+
+
+def test_a_batch_of_the_planner_costs_the_same_statements_for_many_alerts_as_for_few():
+    def statements_to_plan(count: int) -> int:
+        due = timezone.now().replace(microsecond=0) + timedelta(minutes=1)
+        alerts = [daily_interval_alert(due) for _ in range(count)]
+        Alert.objects.filter(pk__in=[alert.pk for alert in alerts]).update(next_due_at=due)
+        with CaptureQueriesContext(connection) as queries:
+            assert alerts_plan_due(now=due - timedelta(seconds=30)).occurrences == count
+        return len(queries)
+
+    statements_to_plan(1)  # the first run also reads the alerts' content type, for the jobs' target
+    assert statements_to_plan(2) == statements_to_plan(20)

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from scheduler.models import Job, State
-from scheduler.statements import columns, from_row, insert_params, insert_sql, plain_update_sql
+from scheduler.statements import columns, from_row, insert_params, insert_sql, plain_update_sql, update_each_sql
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,3 +84,23 @@ def test_an_inserted_row_reads_back_as_the_orm_saves_it():
     assert {f.attname: getattr(read, f.attname) for f in Job._meta.concrete_fields} == {
         f.attname: getattr(stored, f.attname) for f in Job._meta.concrete_fields
     }
+
+
+@pytest.mark.only_on("postgresql")
+def test_an_update_of_each_row_gives_each_its_own_value_and_leaves_the_others():
+    later = timezone.now() + timedelta(hours=1)
+    soon, cleared, bystander = (JobFactory(lease_expires_at=timezone.now()) for _ in range(3))
+    with connection.cursor() as cursor:
+        cursor.execute(*update_each_sql(Job, "lease_expires_at", {soon.pk: later, cleared.pk: None}))
+        assert cursor.rowcount == 2
+    assert Job.objects.get(pk=soon.pk).lease_expires_at == later
+    assert Job.objects.get(pk=cleared.pk).lease_expires_at is None
+    assert Job.objects.get(pk=bystander.pk).lease_expires_at == bystander.lease_expires_at
+
+
+@pytest.mark.only_on("postgresql")
+def test_an_update_of_each_row_types_a_list_that_holds_only_nulls():
+    job = JobFactory(lease_expires_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(*update_each_sql(Job, "lease_expires_at", {job.pk: None}))
+    assert Job.objects.get(pk=job.pk).lease_expires_at is None
