@@ -80,6 +80,7 @@ def _occurrences_enqueue(wanted: list[tuple[Alert, datetime]], recipients: dict[
         occurrences = [found[alert.pk, scheduled_for] for alert, scheduled_for in wanted]
         requests = []
         for (alert, scheduled_for), occurrence in zip(wanted, occurrences, strict=True):
+            occurrence.alert = alert  # as the caller has it, instead of a query for it later
             if alert.escalation_policy_id is not None:
                 _enqueue_walk(alert, occurrence)
                 continue
