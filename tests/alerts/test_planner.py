@@ -261,3 +261,26 @@ def test_a_batch_of_the_planner_costs_the_same_statements_for_many_alerts_as_for
 
     statements_to_plan(1)  # the first run also reads the alerts' content type, for the jobs' target
     assert statements_to_plan(2) == statements_to_plan(20)
+
+
+def test_a_batch_plans_every_due_time_within_the_look_ahead_of_each_alert_with_its_own_job(settings):
+    settings.ALERT_PLAN_AHEAD = timedelta(minutes=2)
+    start = timezone.now().replace(microsecond=0) + timedelta(seconds=30)
+    every_minute = AlertFactory(schedule_kind=ScheduleKind.INTERVAL, send_at=None, interval_every=1,
+                                interval_unit="minutes", starts_at=start)  # fmt: skip
+    daily = daily_interval_alert(start + timedelta(seconds=10))
+    Alert.objects.filter(pk=every_minute.pk).update(next_due_at=start)
+    Alert.objects.filter(pk=daily.pk).update(next_due_at=daily.starts_at)
+
+    report = alerts_plan_due(now=start - timedelta(seconds=10))
+
+    minutes = [start, start + timedelta(minutes=1)]  # within now + 2 minutes; start + 2 minutes is 10 s beyond
+    assert report.occurrences == 3
+    for alert, times in ((every_minute, minutes), (daily, [daily.starts_at])):
+        occurrences = Occurrence.objects.filter(alert=alert).order_by("scheduled_for")
+        assert [o.scheduled_for for o in occurrences] == times
+        for occurrence in occurrences:
+            job = Job.objects.get(unique_key=f"occurrence:{occurrence.pk}:sms")
+            assert (job.eta, job.args, job.target_id) == (occurrence.scheduled_for, [occurrence.pk], str(alert.pk))
+    assert Alert.objects.get(pk=every_minute.pk).next_due_at == start + timedelta(minutes=2)
+    assert Alert.objects.get(pk=daily.pk).next_due_at == daily.starts_at + timedelta(days=1)
