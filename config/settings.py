@@ -109,6 +109,13 @@ def _database(url: str) -> dict[str, object]:
         # Workers keep their connection between tasks instead of opening one per task.
         config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 300, minimum=0)
         config["CONN_HEALTH_CHECKS"] = True
+        if env.bool("DATABASE_PREPARED_STATEMENTS", True):
+            # Parameters sent apart from the statement, and a statement that a connection runs again and
+            # again (every job's claim, read and outcome) parsed and planned once, on its fifth run: half
+            # of PostgreSQL's CPU per delivery (docs/benchmarks.md). Off behind a pooler in transaction
+            # mode that cannot keep prepared statements (PgBouncer before 1.21 or without
+            # max_prepared_statements): Django's default then, the parameters bound in the client.
+            config["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5, **config.get("OPTIONS", {})}
     else:
         raise ImproperlyConfigured(f"DATABASE_URL: only PostgreSQL and SQLite are supported, not {engine}")
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,20 +63,33 @@ def test_a_malformed_variable_stops_start_up_naming_it(tmp_path, variable, value
     assert message in result.stderr
 
 
-def test_postgres_urls_keep_connections_with_health_checks(tmp_path):
+def postgres_settings(tmp_path: Path, url: str, **overrides: str) -> dict[str, object]:
     script = (
-        "import django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
-        "print(d['ENGINE'], d['NAME'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
+        "import json, django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
+        "keys = ('ENGINE', 'NAME', 'CONN_MAX_AGE', 'CONN_HEALTH_CHECKS', 'OPTIONS'); "
+        "print(json.dumps({key: d[key] for key in keys}))"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "x" * 50,
-        "VAR_DIR": str(tmp_path),
-        "DATABASE_URL": "postgres://u@db.internal:5432/alerts",
-    }
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_PREPARED_STATEMENTS"}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path),
+                "DATABASE_URL": url, **overrides})  # fmt: skip
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=BASE_DIR, capture_output=True, text=True)
-    assert result.stdout.split() == ["django.db.backends.postgresql", "alerts", "300", "True"], result.stderr
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_postgres_urls_keep_connections_with_health_checks_and_prepare_repeated_statements(tmp_path):
+    assert postgres_settings(tmp_path, "postgres://u@db.internal:5432/alerts") == {
+        "ENGINE": "django.db.backends.postgresql", "NAME": "alerts", "CONN_MAX_AGE": 300, "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5},
+    }  # fmt: skip
+
+
+def test_prepared_statements_can_be_switched_off_for_a_pooler_and_the_url_options_are_kept(tmp_path):
+    url = "postgres://u@pgbouncer:6432/alerts?sslmode=require"
+    assert postgres_settings(tmp_path, url, DATABASE_PREPARED_STATEMENTS="false")["OPTIONS"] == {"sslmode": "require"}
+    assert postgres_settings(tmp_path, url + "&prepare_threshold=20")["OPTIONS"] == {
+        "server_side_binding": True, "prepare_threshold": 20, "sslmode": "require",
+    }  # fmt: skip
 
 
 def test_time_zone_other_than_utc_is_refused():

@@ -1,10 +1,11 @@
-"""A prefork worker keeps its PostgreSQL connection between tasks (Celery's fixup would close it)."""
+"""A prefork worker keeps its PostgreSQL connection between tasks (Celery's fixup would close it), and the
+statements it runs for every job are prepared on it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.testapp.tasks import database_session
+from tests.testapp.tasks import database_session, prepared_statements
 
 pytestmark = pytest.mark.only_on("postgresql")
 
@@ -18,3 +19,16 @@ def test_a_worker_process_reuses_its_database_connection_from_task_to_task(worke
         assert job.successful(), job.errors
         sessions.append(job.result)
     assert len(set(sessions)) == 1
+
+
+def test_a_worker_prepares_the_statements_it_runs_for_every_job(worker_process):
+    worker_process(concurrency=1, TEST_CONN_MAX_AGE="300")
+    results = []
+    for _ in range(7):  # psycopg prepares a statement once a connection has run it five times
+        job = prepared_statements.enqueue()
+        job.wait(timeout=60)
+        assert job.successful(), job.errors
+        results.append(job.result)
+    claims = [[statement for statement in prepared if "published_at IS NOT NULL" in statement] for prepared in results]
+    assert claims[0] == []
+    assert claims[-1], results[-1]

@@ -105,6 +105,14 @@ def database_session(job):
         return cursor.fetchone()[0]
 
 
+@tracked_task(name="tests.prepared_statements")
+def prepared_statements(job):
+    """The statements that this task's database connection has prepared (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
 @tracked_task(name="tests.unsure")
 def unsure(job, reason):
     """Ends without an error but not known to have done its work."""
