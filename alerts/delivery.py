@@ -67,7 +67,8 @@ class Tally:
     def record_sent_with_outcome(self, job) -> None:
         if self.unrecorded is not None:
             delivery, values = self.unrecorded
-            job.update_with_outcome(_sending(delivery), state=DeliveryState.SENT, modified_at=timezone.now(), **values)
+            job.update_with_outcome(Delivery, _while_claimed(delivery), state=DeliveryState.SENT,
+                                    modified_at=timezone.now(), **values)  # fmt: skip
             self.unrecorded = None
 
     def retry_delay(self) -> timedelta | None:
@@ -124,13 +125,13 @@ def _claim(delivery: Delivery, job_id: int) -> bool:
     )
 
 
-def _sending(delivery: Delivery):
-    """The delivery's row while this attempt's claim holds: an outcome is recorded only over it."""
-    return Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.SENDING)
+def _while_claimed(delivery: Delivery) -> dict[str, object]:
+    """The delivery's row while this attempt's claim holds, as filters: an outcome is recorded only over it."""
+    return {"pk": delivery.pk, "state": DeliveryState.SENDING}
 
 
 def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
-    _sending(delivery).update(state=state, modified_at=timezone.now(), **values)
+    Delivery.objects.filter(**_while_claimed(delivery)).update(state=state, modified_at=timezone.now(), **values)
 
 
 def occurrence_deliver(

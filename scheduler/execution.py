@@ -12,8 +12,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import models, transaction
 from django.utils import timezone
 
 from scheduler import lifecycle, publishing
@@ -99,11 +98,11 @@ class JobContext:
         """
         self.outcome_writes.append(write)
 
-    def update_with_outcome(self, rows: QuerySet, **values: Any) -> None:
-        """``rows.update(**values)`` in the statement that records the job's outcome (on PostgreSQL; in its
-        transaction on SQLite), once the body returns: a commit and a round trip fewer than
-        ``record_with_outcome``. Not run if the body raises."""
-        self.outcome_updates.append((rows, values))
+    def update_with_outcome(self, model: type[models.Model], filters: dict[str, Any], **values: Any) -> None:
+        """``model.objects.filter(**filters).update(**values)`` in the statement that records the job's outcome
+        (on PostgreSQL; in its transaction on SQLite), once the body returns: a commit and a round trip fewer
+        than ``record_with_outcome``. Not run if the body raises."""
+        self.outcome_updates.append((model, filters, values))
 
     def after_outcome(self, check: Callable[[], object]) -> None:
         """Have ``check`` run once the job's outcome is committed, if the body returns.

@@ -107,11 +107,10 @@ def test_a_claim_returns_the_running_job_with_its_started_event_once_and_only_fo
 def test_an_outcome_writes_other_rows_with_it_in_one_statement_on_postgresql():
     job = JobFactory(state=State.RUNNING, celery_task_id="current")
     other = JobFactory(state=State.RUNNING, celery_task_id="other", status_message="before")
-    same_row_elsewhere = Job.objects.filter(pk=other.pk)
     with CaptureQueriesContext(connection) as statements:
         recorded = succeed(
             job.pk, task_id="current", hostname="w1", result=None, runtime=0.1,
-            with_updates=[(same_row_elsewhere, {"status_message": "written with the outcome"})],
+            with_updates=[(Job, {"pk": other.pk}, {"status_message": "written with the outcome"})],
         )  # fmt: skip
     assert recorded and Job.objects.get(pk=job.pk).state == State.SUCCEEDED
     assert Job.objects.get(pk=other.pk).status_message == "written with the outcome"
@@ -126,7 +125,7 @@ def test_the_other_rows_are_written_even_when_the_attempt_no_longer_owns_the_job
     other = JobFactory(state=State.RUNNING, celery_task_id="other")
     recorded = succeed(
         job.pk, task_id="current", hostname="w1", result=None, runtime=0.1,
-        with_updates=[(Job.objects.filter(pk=other.pk), {"status_message": "sent all the same"})],
+        with_updates=[(Job, {"pk": other.pk}, {"status_message": "sent all the same"})],
     )  # fmt: skip
     assert recorded is False and Job.objects.get(pk=job.pk).state == State.RUNNING
     assert Job.objects.get(pk=other.pk).status_message == "sent all the same"

@@ -132,7 +132,7 @@ def updates_with_outcome(job, then_raise):
     committed, for a second mark (attempt 2) whose pid says whether it saw the job succeeded (0) or not
     (1); then returns or raises."""
     _record(job)
-    job.update_with_outcome(BodyRun.objects.filter(job_id=job.id), attempt=0)
+    job.update_with_outcome(BodyRun, {"job_id": job.id}, attempt=0)
     job.after_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=2, pid=_seen_succeeded(job.id)))
     if then_raise:
         raise ValueError("the body failed after asking for an update with its outcome")
