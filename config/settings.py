@@ -111,11 +111,15 @@ def _database(url: str) -> dict[str, object]:
         config["CONN_HEALTH_CHECKS"] = True
         if env.bool("DATABASE_PREPARED_STATEMENTS", True):
             # Parameters sent apart from the statement, and a statement that a connection runs again and
-            # again (every job's claim, read and outcome) parsed and planned once, on its fifth run: half
-            # of PostgreSQL's CPU per delivery (docs/benchmarks.md). Off behind a pooler in transaction
-            # mode that cannot keep prepared statements (PgBouncer before 1.21 or without
-            # max_prepared_statements): Django's default then, the parameters bound in the client.
-            config["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5, **config.get("OPTIONS", {})}
+            # again (every job's claim, read and outcome) parsed once, on its fifth run. Each run is still
+            # planned for its own values (force_custom_plan): PostgreSQL's generic plans, cheaper for the
+            # job's statements, made the /metrics scrape three times slower (docs/benchmarks.md). Off
+            # behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before
+            # 1.21 or without max_prepared_statements): Django's default then, parameters bound in the client.
+            config["OPTIONS"] = {
+                "server_side_binding": True, "prepare_threshold": 5, "options": "-c plan_cache_mode=force_custom_plan",
+                **config.get("OPTIONS", {}),
+            }  # fmt: skip
     else:
         raise ImproperlyConfigured(f"DATABASE_URL: only PostgreSQL and SQLite are supported, not {engine}")
     return config

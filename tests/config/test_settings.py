@@ -80,7 +80,9 @@ def postgres_settings(tmp_path: Path, url: str, **overrides: str) -> dict[str, o
 def test_postgres_urls_keep_connections_with_health_checks_and_prepare_repeated_statements(tmp_path):
     assert postgres_settings(tmp_path, "postgres://u@db.internal:5432/alerts") == {
         "ENGINE": "django.db.backends.postgresql", "NAME": "alerts", "CONN_MAX_AGE": 300, "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5},
+        "OPTIONS": {
+            "server_side_binding": True, "prepare_threshold": 5, "options": "-c plan_cache_mode=force_custom_plan",
+        },
     }  # fmt: skip
 
 
@@ -89,6 +91,7 @@ def test_prepared_statements_can_be_switched_off_for_a_pooler_and_the_url_option
     assert postgres_settings(tmp_path, url, DATABASE_PREPARED_STATEMENTS="false")["OPTIONS"] == {"sslmode": "require"}
     assert postgres_settings(tmp_path, url + "&prepare_threshold=20")["OPTIONS"] == {
         "server_side_binding": True, "prepare_threshold": 20, "sslmode": "require",
+        "options": "-c plan_cache_mode=force_custom_plan",
     }  # fmt: skip
 
 
