@@ -4,6 +4,7 @@ statements it runs for every job are prepared on it."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from tests.testapp.tasks import database_session, prepared_statements
 
@@ -32,3 +33,10 @@ def test_a_worker_prepares_the_statements_it_runs_for_every_job(worker_process):
     claims = [[statement for statement in prepared if "published_at IS NOT NULL" in statement] for prepared in results]
     assert claims[0] == []
     assert claims[-1], results[-1]
+
+
+@pytest.mark.django_db
+def test_a_prepared_statement_is_planned_for_the_values_of_each_run():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan"
