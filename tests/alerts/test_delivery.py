@@ -180,7 +180,9 @@ def test_resending_a_job_that_needs_attention_sends_its_unknown_email_once(fake_
 def retry_now(job: Job) -> Job:
     """Bring an hourly retry forward instead of waiting out the hour."""
     Job.objects.filter(pk=job.pk).update(eta=timezone.now())
-    assert publishing.dispatch_due() == 1
+    # The worker publishes a retry that is due right after writing it: on a slow machine that comes after
+    # the ETA moved, and the dispatcher then finds nothing to publish. Either publish runs the job once.
+    publishing.dispatch_due()
     return job.wait(timeout=30)
 
 
