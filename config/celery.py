@@ -6,7 +6,9 @@ import os
 
 from celery import Celery, signals, states
 from celery.backends.base import DisabledBackend
+from django.conf import settings
 from django.db import close_old_connections
+from django.db.backends.signals import connection_created
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -47,3 +49,24 @@ def reuse_database_connections(**kwargs) -> None:
     is past ``CONN_MAX_AGE`` or broken, and health-check the rest on their next use.
     """
     close_old_connections()
+
+
+@signals.celeryd_init.connect
+def plan_worker_statements_once(**kwargs) -> None:
+    """Give a worker's PostgreSQL connections ``DATABASE_WORKER_PLAN_CACHE_MODE`` (``auto``), as they open.
+
+    Web and beat plan every run of a prepared statement (the settings' ``force_custom_plan``): the job
+    pages' and the scrape's counts depend on their values, and generic plans made the scrape three times
+    slower. A worker's statements are mostly keyed by a job's or a delivery's id, where PostgreSQL's
+    generic plan is the same plan, made once per connection: half of PostgreSQL's CPU per delivery
+    (docs/benchmarks.md). ``celeryd_init`` is sent by the ``celery worker`` command only, before its
+    pool starts, so every pool process and thread inherits the hook.
+    """
+    connection_created.connect(_set_worker_plan_cache_mode, dispatch_uid="plan_worker_statements_once")
+
+
+def _set_worker_plan_cache_mode(sender, connection, **kwargs) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('plan_cache_mode', %s, false)", [settings.DATABASE_WORKER_PLAN_CACHE_MODE])

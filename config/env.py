@@ -80,6 +80,14 @@ class Env:
             raise ImproperlyConfigured(f"{name}={number} is below the minimum of {minimum}")
         return number
 
+    def choice(self, name: str, default: str, *, choices: tuple[str, ...]) -> str:
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        if value not in choices:
+            raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+        return value
+
     def list(self, name: str, default: list[str]) -> list[str]:
         value = self._raw(name)
         if value is None:

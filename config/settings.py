@@ -113,7 +113,8 @@ def _database(url: str) -> dict[str, object]:
             # Parameters sent apart from the statement, and a statement that a connection runs again and
             # again (every job's claim, read and outcome) parsed once, on its fifth run. Each run is still
             # planned for its own values (force_custom_plan): PostgreSQL's generic plans, cheaper for the
-            # job's statements, made the /metrics scrape three times slower (docs/benchmarks.md). Off
+            # job's statements, made the /metrics scrape three times slower (docs/benchmarks.md); workers
+            # set their own mode on their connections (DATABASE_WORKER_PLAN_CACHE_MODE, below). Off
             # behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before
             # 1.21 or without max_prepared_statements): Django's default then, parameters bound in the client.
             config["OPTIONS"] = {
@@ -129,6 +130,12 @@ DATABASE_URL = env.url(
     "DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}", schemes=("sqlite", "postgres", "postgresql")
 )
 DATABASES = {"default": _database(DATABASE_URL)}
+# A Celery worker's connections (config/celery.py) let PostgreSQL plan a prepared statement once and reuse the
+# plan where that costs no more than planning each run ("auto"): the jobs' keyed statements, the bulk of a
+# worker's, are planned once per connection instead of once per job.
+DATABASE_WORKER_PLAN_CACHE_MODE = env.choice(
+    "DATABASE_WORKER_PLAN_CACHE_MODE", "auto", choices=("auto", "force_custom_plan", "force_generic_plan")
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

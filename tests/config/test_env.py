@@ -11,6 +11,7 @@ def test_missing_values_take_their_defaults():
     assert env.bool("DEBUG", default=False) is False
     assert env.int("PORT", 25) == 25
     assert env.list("HOSTS", ["a"]) == ["a"]
+    assert env.choice("MODE", "auto", choices=("auto", "off")) == "auto"
     assert env.url("BROKER", "filesystem://", schemes=("filesystem",)) == "filesystem://"
 
 
@@ -26,6 +27,7 @@ def test_booleans_are_read_in_the_usual_spellings(raw, expected):
         ("EMAIL_PORT", "25a", lambda env: env.int("EMAIL_PORT", 25), "EMAIL_PORT='25a' is not a whole number"),
         ("EMAIL_PORT", "70000", lambda env: env.int("EMAIL_PORT", 25, maximum=65535), "EMAIL_PORT=70000 is above"),
         ("ALLOWED_HOSTS", "a,,b", lambda env: env.list("ALLOWED_HOSTS", []), "ALLOWED_HOSTS='a,,b' has an empty item"),
+        ("MODE", "Auto", lambda env: env.choice("MODE", "auto", choices=("auto", "off")), "MODE='Auto' is not one of"),
         (
             "CELERY_BROKER_URL",
             "rabbit://x",

@@ -107,10 +107,11 @@ def database_session(job):
 
 @tracked_task(name="tests.prepared_statements")
 def prepared_statements(job):
-    """The statements that this task's database connection has prepared (PostgreSQL)."""
+    """The statements that this task's database connection has prepared, with the number of runs that used a
+    generic plan (PostgreSQL)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT statement, generic_plans FROM pg_prepared_statements")
+        return cursor.fetchall()
 
 
 @tracked_task(name="tests.unsure")
