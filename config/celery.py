@@ -58,8 +58,8 @@ def plan_worker_statements_once(**kwargs) -> None:
     Web and beat plan every run of a prepared statement (the settings' ``force_custom_plan``): the job
     pages' and the scrape's counts depend on their values, and generic plans made the scrape three times
     slower. A worker's statements are mostly keyed by a job's or a delivery's id, where PostgreSQL's
-    generic plan is the same plan, made once per connection: half of PostgreSQL's CPU per delivery
-    (docs/benchmarks.md). ``celeryd_init`` is sent by the ``celery worker`` command only, before its
+    generic plan is the same plan, made once per connection: a third of PostgreSQL's CPU per tracked
+    job (docs/benchmarks.md). ``celeryd_init`` is sent by the ``celery worker`` command only, before its
     pool starts, so every pool process and thread inherits the hook.
     """
     connection_created.connect(_set_worker_plan_cache_mode, dispatch_uid="plan_worker_statements_once")
