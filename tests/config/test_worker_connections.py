@@ -1,5 +1,5 @@
 """A prefork worker keeps its PostgreSQL connection between tasks (Celery's fixup would close it), and the
-statements it runs for every job are prepared on it."""
+statements it runs for every job are prepared on it and planned once (DATABASE_WORKER_PLAN_CACHE_MODE)."""
 
 from __future__ import annotations
 
