@@ -75,8 +75,9 @@ def cpu_per_item(before: dict[str, float], after: dict[str, float], count: int) 
     return {"total": round(sum(parts.values()), 2), **parts}
 
 
-def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks") -> float:
-    """Publish ``count + 1`` SMS tasks; return tasks per second until the fake received them all."""
+def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks", cpu_key: str = "bare_sms_cpu_ms") -> float:
+    """Publish ``count + 1`` SMS tasks; return tasks per second until the fake received them all, and keep
+    their CPU per task in ``ctx.shared[cpu_key]``."""
     from bench.bare import sms
     from bench.data import PHONE
 
@@ -85,7 +86,7 @@ def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks") -> float:
     def publish(i: int) -> None:
         sms.apply_async(args=[PHONE.format(i % 100), f"Bare SMS {i}"], queue=queue, routing_key=queue)
 
-    return sms_tasks(ctx, count, label=label, publish=publish, cpu_key="bare_sms_cpu_ms")
+    return sms_tasks(ctx, count, label=label, publish=publish, cpu_key=cpu_key)
 
 
 def sms_tasks(ctx, count: int, *, label: str, publish: Callable[[int], None], cpu_key: str) -> float:
