@@ -29,8 +29,8 @@ from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope
 from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
 from alerts.fanout import WHOLE, Share
 from alerts.messages import channel_text, email_subject
-from alerts.models import Contact, Delivery, DeliveryState, Occurrence
-from alerts.services import alert_complete_if_done
+from alerts.models import AlertState, Contact, Delivery, DeliveryState, Occurrence
+from alerts.services import alert_complete_if_done, alert_reopen
 from scheduler.errors import RetryLater
 from scheduler.models import ACTIVE_STATES, Job
 
@@ -152,6 +152,8 @@ def occurrence_deliver(
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
+    if alert.state == AlertState.COMPLETED:
+        alert_reopen(alert=alert)  # completed while this job was being added; it was not done without it
     # An acknowledged walk says so first: that, not the alert's state, is why its remaining steps stop.
     reason = occurrence.acknowledgement_reason() if stage else None
     reason = reason or alert.abort_reason(timezone.now())

@@ -133,6 +133,15 @@ def _set_state(alert: Alert, state: AlertState, *, from_states: tuple[AlertState
     return bool(changed)
 
 
+def alert_reopen(*, alert: Alert) -> None:
+    """Make a completed alert active again for one of its jobs that runs: the job was added while the
+    alert's last job completed it (``alert_complete_if_done``), or an operator ran it again. No job of a
+    completed alert is left otherwise, so a job that runs is never one to abort for it; once the job
+    ends, its own completion check completes the alert again."""
+    if not _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,)):
+        alert.state = Alert.objects.values_list("state", flat=True).get(pk=alert.pk)
+
+
 def alert_pause(*, alert: Alert) -> bool:
     """Pause: nothing is sent while paused; jobs that come due abort, saying why."""
     return _set_state(alert, AlertState.PAUSED, from_states=(AlertState.ACTIVE,))
@@ -232,9 +241,10 @@ def alert_acknowledge_by_reply(*, message: InboundMessage, contact: Contact) -> 
 def alert_send_now(*, alert: Alert) -> Occurrence:
     """Deliver an occurrence now, besides the schedule."""
     with transaction.atomic():
+        # The state under the lock, not the caller's copy: the alert's last job may have completed it since.
+        alert.state, recipients = _lock_for_sending(alert)
         if alert.state == AlertState.COMPLETED:
             _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,))
-        alert.state, recipients = _lock_for_sending(alert)
         if alert.state != AlertState.ACTIVE:
             raise AlertNotActive(f"“{alert}” is {alert.state}; resume or re-create it to send.")
         return occurrence_enqueue(alert=alert, scheduled_for=timezone.now(), recipients=recipients)
@@ -257,7 +267,9 @@ def alert_complete_if_done(*, alert: Alert) -> bool:
     """A one-off alert is completed once nothing of it is left to plan and no job of it is waiting or running.
 
     Run after a job's outcome is committed (in its transaction, two jobs ending together would each
-    see the other still running, and neither would complete the alert).
+    see the other still running, and neither would complete the alert). It sees the jobs committed when
+    it starts: one being added meanwhile (a send now or a fallback committing) is not among them, and the
+    alert may be completed with that job waiting; the job reopens it when it runs (``alert_reopen``).
     """
     if alert.is_recurring:
         return False

@@ -1,4 +1,5 @@
-"""A one-off alert is completed when its last job ends, also when two of its jobs end at the same moment."""
+"""A one-off alert is completed when its last job ends, also when two of its jobs end at the same moment; a job
+added to it meanwhile (send now, a fallback) still delivers."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from contextlib import nullcontext
 import pytest
 from django.db import connection, connections
 
-from alerts import services
-from alerts.models import AlertState
-from scheduler.models import Job, State
+from alerts import channel_health, services
+from alerts.models import Alert, AlertState, Delivery, DeliveryState
+from scheduler.models import ACTIVE_STATES, Job, State
 from scheduler.tracked import registry
 from tests.alerts.factories import AlertFactory, ContactFactory
 
@@ -62,3 +63,102 @@ def test_two_jobs_of_an_alert_ending_together_complete_it(fake_twilio, settings)
     assert set(Job.objects.values_list("state", flat=True)) == {State.SUCCEEDED}
     alert.refresh_from_db()
     assert alert.state == AlertState.COMPLETED
+
+
+def send_now(alert: Alert) -> None:
+    services.alert_send_now(alert=Alert.objects.get(pk=alert.pk))
+
+
+def fall_back_to_email(alert: Alert) -> None:
+    channel_health.delivery_fall_back(delivery=Delivery.objects.get(channel="sms"), reason="a late refusal")
+
+
+def release_once_blocked_or_over(over: threading.Event, release: threading.Event) -> None:
+    """Set ``release`` once ``over`` is set or a statement of this database waits for a row lock."""
+    try:
+        with connection.cursor() as cursor:
+            while not over.wait(timeout=0.05):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                               " AND wait_event_type = 'Lock'")  # fmt: skip
+                if cursor.fetchone()[0]:
+                    break
+    finally:
+        release.set()
+        connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("add_a_job", [send_now, fall_back_to_email])
+def test_a_job_added_while_the_last_one_completes_the_alert_still_delivers(add_a_job, fake_twilio, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time: a completion cannot overlap a send now there")
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    alert = AlertFactory(recipients=[ContactFactory(email="ada@example.com")], fallback_to_other_channel=True)
+    occurrence = services.alert_send_now(alert=alert)
+    [first] = Job.objects.all()
+    Delivery.objects.create(occurrence=occurrence, contact=alert.recipients.get(), channel="sms",
+                            address="+14155550100", state=DeliveryState.FAILED, job_id=first.pk)  # fmt: skip
+    # The alert's only job has ended; its completion is next.
+    Job.objects.filter(pk=first.pk).update(state=State.SUCCEEDED)
+    job_written, release, completion_over = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_before_commit(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if 'INSERT INTO "scheduler_job"' in sql:
+            job_written.set()
+            release.wait(timeout=30)
+        return result
+
+    def add() -> None:
+        try:
+            with connection.execute_wrapper(hold_before_commit):
+                add_a_job(alert)
+        finally:
+            connections.close_all()
+
+    def complete() -> None:
+        try:
+            services.alert_complete_if_done(alert=alert)
+        finally:
+            completion_over.set()
+            connections.close_all()
+
+    adder = threading.Thread(target=add)
+    adder.start()
+    assert job_written.wait(timeout=30)
+    # The completion starts while the new job is not committed: it waits for the alert's lock (send now)
+    # or ends at once (a fallback), and then the job is committed.
+    threads = [threading.Thread(target=complete),
+               threading.Thread(target=release_once_blocked_or_over, args=(completion_over, release))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in [adder, *threads]:
+        thread.join(timeout=30)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED, "the completion saw the new job: the race did not happen"
+
+    [added] = Job.objects.filter(state__in=ACTIVE_STATES)
+    run_in_thread(added).join(timeout=30)
+
+    added.refresh_from_db()
+    assert added.state == State.SUCCEEDED, (added.state, added.status_message)
+    assert Delivery.objects.filter(job_id=added.pk, state=DeliveryState.SENT).count() == 1
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_now_of_an_alert_completed_since_it_was_read_sends_it(settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    Job.objects.update(state=State.SUCCEEDED)
+    read_while_active = Alert.objects.get(pk=alert.pk)
+    assert services.alert_complete_if_done(alert=alert)
+
+    services.alert_send_now(alert=read_while_active)
+
+    alert.refresh_from_db()
+    assert alert.state == AlertState.ACTIVE
+    assert Job.objects.filter(state__in=ACTIVE_STATES).count() == 1
