@@ -152,13 +152,18 @@ def occurrence_deliver(
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
-    if alert.state == AlertState.COMPLETED:
-        alert_reopen(alert=alert)  # completed while this job was being added; it was not done without it
+    # Completed as this job was being added, it was not done without it: judged as active, and made so
+    # once nothing else stops the job (alert_reopen).
+    completed = alert.state == AlertState.COMPLETED
+    if completed:
+        alert.state = AlertState.ACTIVE
     # An acknowledged walk says so first: that, not the alert's state, is why its remaining steps stop.
     reason = occurrence.acknowledgement_reason() if stage else None
     reason = reason or alert.abort_reason(timezone.now())
     if reason:
         job.abort(reason)
+    if completed and not alert_reopen(alert=alert):
+        job.abort(f"alert is {alert.state}")
     spec = channels.get(channel)
     if stage:
         recipients = _stage_recipients(job, alert, stage, channel, contact_id)

@@ -133,13 +133,16 @@ def _set_state(alert: Alert, state: AlertState, *, from_states: tuple[AlertState
     return bool(changed)
 
 
-def alert_reopen(*, alert: Alert) -> None:
+def alert_reopen(*, alert: Alert) -> bool:
     """Make a completed alert active again for one of its jobs that runs: the job was added while the
     alert's last job completed it (``alert_complete_if_done``), or an operator ran it again. No job of a
     completed alert is left otherwise, so a job that runs is never one to abort for it; once the job
-    ends, its own completion check completes the alert again."""
-    if not _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,)):
-        alert.state = Alert.objects.values_list("state", flat=True).get(pk=alert.pk)
+    ends, its own completion check completes the alert again. ``False`` (with ``alert.state`` read
+    again) if the alert was neither completed nor active any more."""
+    if _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.COMPLETED,)):
+        return True
+    alert.state = Alert.objects.values_list("state", flat=True).get(pk=alert.pk)
+    return alert.state == AlertState.ACTIVE
 
 
 def alert_pause(*, alert: Alert) -> bool:

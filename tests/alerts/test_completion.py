@@ -8,6 +8,7 @@ from contextlib import nullcontext
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from alerts import channel_health, services
 from alerts.models import Alert, AlertState, Delivery, DeliveryState
@@ -162,3 +163,20 @@ def test_send_now_of_an_alert_completed_since_it_was_read_sends_it(settings):
     alert.refresh_from_db()
     assert alert.state == AlertState.ACTIVE
     assert Job.objects.filter(state__in=ACTIVE_STATES).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_of_a_completed_alert_that_expired_meanwhile_aborts_and_leaves_it_completed(fake_twilio, settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    [job] = Job.objects.all()
+    Alert.objects.filter(pk=alert.pk).update(state=AlertState.COMPLETED, expires_at=timezone.now())
+
+    run_in_thread(job).join(timeout=30)
+
+    job.refresh_from_db()
+    assert job.state == State.ABORTED and "expired" in job.status_message
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED
+    assert fake_twilio.messages == []
