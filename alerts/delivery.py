@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NoReturn
 
 from django.conf import settings
 from django.core import signing
@@ -152,6 +154,13 @@ def occurrence_deliver(
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
+
+    def abort(reason: str) -> NoReturn:
+        # Nothing of this job is sent: a one-off alert whose last job it was is over (else it stayed active,
+        # with nothing left to send).
+        job.after_outcome(lambda: alert_complete_if_done(alert=alert))
+        job.abort(reason)
+
     # Completed as this job was being added, it was not done without it: judged as active, and made so
     # once nothing else stops the job (alert_reopen).
     completed = alert.state == AlertState.COMPLETED
@@ -161,12 +170,12 @@ def occurrence_deliver(
     reason = occurrence.acknowledgement_reason() if stage else None
     reason = reason or alert.abort_reason(timezone.now())
     if reason:
-        job.abort(reason)
+        abort(reason)
     if completed and not alert_reopen(alert=alert):
-        job.abort(f"alert is {alert.state}")
+        abort(f"alert is {alert.state}")
     spec = channels.get(channel)
     if stage:
-        recipients = _stage_recipients(job, alert, stage, channel, contact_id)
+        recipients = _stage_recipients(abort, alert, stage, channel, contact_id)
     recipients = [c for c in recipients if c.is_active and spec.address(c)]
     if contact_id is not None:
         recipients = [c for c in recipients if c.pk == contact_id]
@@ -176,7 +185,7 @@ def occurrence_deliver(
         job.after_outcome(lambda: alert_complete_if_done(alert=alert))
         return Tally().as_result()
     if not recipients:
-        job.abort(f"no active recipient with an address for {channel}")
+        abort(f"no active recipient with an address for {channel}")
     sender = spec.transport()
     tally = Tally()
     try:
@@ -212,13 +221,15 @@ def occurrence_deliver(
     return tally.as_result()
 
 
-def _stage_recipients(job, alert, stage: Stage, channel: str, contact_id: int | None) -> list[Contact]:
+def _stage_recipients(
+    abort: Callable[[str], NoReturn], alert, stage: Stage, channel: str, contact_id: int | None
+) -> list[Contact]:
     step = stage_step(alert, stage)
     if isinstance(step, str):
-        job.abort(step)
+        abort(step)
     # A one-contact job (a fallback) may use the channel the step does not: that is its point.
     if contact_id is None and channel not in step.channels:
-        job.abort(f"step {stage.step} of the escalation policy no longer sends by {channel}")
+        abort(f"step {stage.step} of the escalation policy no longer sends by {channel}")
     return step_recipients(alert, step)
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.serializers.json import DjangoJSONEncoder
@@ -65,7 +65,7 @@ class JobContext:
             raise JobCancelled(f"job {self.id} was cancelled")
         self._renew_lease_if_due()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str) -> NoReturn:
         """End the job as ``aborted``: the work is no longer needed."""
         raise JobAborted(reason)
 
@@ -105,7 +105,8 @@ class JobContext:
         self.outcome_updates.append((model, filters, values))
 
     def after_outcome(self, check: Callable[[], object]) -> None:
-        """Have ``check`` run once the job's outcome is committed, if the body returns.
+        """Have ``check`` run once the job's outcome is committed, if the body returns or aborts (both end
+        the job for good; an error or a cancel does not run it).
 
         For a decision that reads other jobs' outcomes (an alert is over when its last job is): made in the
         outcome's own transaction, two jobs ending together would each see the other still running.
@@ -143,7 +144,9 @@ def run(
     try:
         result = _json_result(body(context, *job.args, **job.kwargs))
     except JobAborted as exc:
-        return outcome.aborted(exc.reason, runtime=time.monotonic() - started)
+        state = outcome.aborted(exc.reason, runtime=time.monotonic() - started)
+        _run_checks(context)
+        return state
     except JobCancelled:
         lifecycle.record_event(job_id, EventKind.REVOKED, hostname=hostname, message="stopped at an abort check")
         return State.CANCELLED
@@ -166,9 +169,13 @@ def run(
             state = outcome.needs_attention(result, context.attention, **recorded)
         else:
             state = outcome.succeeded(result, **recorded)
+    _run_checks(context)
+    return state
+
+
+def _run_checks(context: JobContext) -> None:
     for check in context.after_outcome_checks:
         check()
-    return state
 
 
 class _Outcome:

@@ -79,15 +79,24 @@ def test_an_invalid_number_fails_at_once_without_a_retry(fake_twilio):
 
 
 @pytest.mark.parametrize(
-    "change, reason",
+    "change, reason, state_after",
     [
-        (lambda alert: services.alert_pause(alert=alert), "alert is paused"),
-        (lambda alert: services.alert_acknowledge(alert=alert, by="test"), "alert is acknowledged"),
-        (lambda alert: type(alert).objects.filter(pk=alert.pk).update(expires_at=timezone.now()), "alert expired"),
+        (lambda alert: services.alert_pause(alert=alert), "alert is paused", AlertState.PAUSED),
+        (
+            lambda alert: services.alert_acknowledge(alert=alert, by="test"),
+            "alert is acknowledged",
+            AlertState.ACKNOWLEDGED,
+        ),
+        # Expired, the one-off alert is over: its last job ended with nothing left to send.
+        (
+            lambda alert: type(alert).objects.filter(pk=alert.pk).update(expires_at=timezone.now()),
+            "alert expired",
+            AlertState.COMPLETED,
+        ),
     ],
     ids=["paused", "acknowledged", "expired"],
 )
-def test_a_job_aborts_if_the_alert_changed_between_scheduling_and_sending(fake_twilio, change, reason):
+def test_a_job_aborts_if_the_alert_changed_between_scheduling_and_sending(fake_twilio, change, reason, state_after):
     alert = AlertFactory(send_at=timezone.now() + timedelta(days=1))
     services.alert_schedule_sync(alert=alert)
     change(alert)
@@ -96,6 +105,8 @@ def test_a_job_aborts_if_the_alert_changed_between_scheduling_and_sending(fake_t
     assert job.state == State.ABORTED
     assert job.status_message.startswith(reason)
     assert fake_twilio.messages == []
+    alert.refresh_from_db()
+    assert alert.state == state_after
 
 
 def test_cancelling_an_alert_cancels_its_pending_jobs(fake_twilio):
@@ -105,11 +116,31 @@ def test_cancelling_an_alert_cancels_its_pending_jobs(fake_twilio):
     assert set(Job.objects.values_list("state", flat=True)) == {State.CANCELLED}
 
 
-def test_an_inactive_only_recipient_aborts_the_job(fake_twilio):
+def test_an_inactive_only_recipient_aborts_the_job_and_completes_the_one_off_alert(fake_twilio):
     alert = AlertFactory(recipients=[ContactFactory(is_active=False)])
     services.alert_send_now(alert=alert)
     job = only_job().wait(timeout=30)
     assert job.state == State.ABORTED and "no active recipient" in job.status_message
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED, "nothing is left to send: it must not stay active forever"
+
+
+def test_an_aborted_job_leaves_the_alert_active_while_another_of_its_jobs_waits(fake_twilio, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    alert = AlertFactory(recipients=[ContactFactory(email="")], send_email=True,
+                         send_at=timezone.now() + timedelta(days=1))  # fmt: skip
+    services.alert_schedule_sync(alert=alert)
+    email_job = only_job(task_name="alerts.deliver_email")
+    job_run_now(job_id=email_job.pk)
+    assert email_job.wait(timeout=30).state == State.ABORTED
+    alert.refresh_from_db()
+    assert alert.state == AlertState.ACTIVE, "its SMS job is still waiting"
+
+    sms_job = only_job(task_name="alerts.deliver_sms")
+    job_run_now(job_id=sms_job.pk)
+    assert sms_job.wait(timeout=30).state == State.SUCCEEDED
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED
 
 
 def test_two_planners_and_a_replayed_run_deliver_one_message(fake_twilio):

@@ -141,12 +141,16 @@ def test_a_write_asked_for_with_the_outcome_is_committed_with_it_and_only_on_suc
 
 
 def test_an_update_asked_for_with_the_outcome_is_made_with_it_and_a_check_after_it_sees_it_committed():
-    done = updates_with_outcome.enqueue(False)
-    failed = updates_with_outcome.enqueue(True)
-    done.wait(timeout=20)
-    failed.wait(timeout=20)
-    assert (done.state, failed.state) == (State.SUCCEEDED, State.FAILED)
+    done = updates_with_outcome.enqueue("return")
+    failed = updates_with_outcome.enqueue("raise")
+    aborted = updates_with_outcome.enqueue("abort")
+    for job in (done, failed, aborted):
+        job.wait(timeout=20)
+    assert (done.state, failed.state, aborted.state) == (State.SUCCEEDED, State.FAILED, State.ABORTED)
     assert sorted(BodyRun.objects.filter(job_id=done.pk).values_list("attempt", "pid")) == [(0, ANY), (2, 0)]
     assert list(BodyRun.objects.filter(job_id=failed.pk).values_list("attempt", flat=True)) == [1], (
         "a body that raised must have neither its update made nor its check run"
+    )
+    assert sorted(BodyRun.objects.filter(job_id=aborted.pk).values_list("attempt", "pid")) == [(1, ANY), (2, 0)], (
+        "an aborted job's checks run once its end is committed; its update is not made"
     )

@@ -123,20 +123,22 @@ def unsure(job, reason):
     return {"done": 0}
 
 
-def _seen_succeeded(job_id: int) -> int:
-    return 0 if Job.objects.get(pk=job_id).successful() else 1
+def _seen_over(job_id: int) -> int:
+    return 0 if Job.objects.get(pk=job_id).is_final else 1
 
 
 @tracked_task(name="tests.updates_with_outcome")
-def updates_with_outcome(job, then_raise):
+def updates_with_outcome(job, then):
     """Marks its run, asks for the mark to become attempt 0 with its outcome and, once the outcome is
-    committed, for a second mark (attempt 2) whose pid says whether it saw the job succeeded (0) or not
-    (1); then returns or raises."""
+    committed, for a second mark (attempt 2) whose pid says whether it saw the job over (0) or not (1);
+    then ``then``: returns, raises or aborts."""
     _record(job)
     job.update_with_outcome(BodyRun, {"job_id": job.id}, attempt=0)
-    job.after_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=2, pid=_seen_succeeded(job.id)))
-    if then_raise:
+    job.after_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=2, pid=_seen_over(job.id)))
+    if then == "raise":
         raise ValueError("the body failed after asking for an update with its outcome")
+    if then == "abort":
+        job.abort("no longer needed after asking for an update with its outcome")
     return "done"
 
 
