@@ -13,6 +13,7 @@ from django.utils import timezone
 from alerts import channel_health, services
 from alerts.models import Alert, AlertState, Delivery, DeliveryState
 from scheduler.models import ACTIVE_STATES, Job, State
+from scheduler.services import job_run_now
 from scheduler.tracked import registry
 from tests.alerts.factories import AlertFactory, ContactFactory
 
@@ -180,3 +181,30 @@ def test_a_job_of_a_completed_alert_that_expired_meanwhile_aborts_and_leaves_it_
     alert.refresh_from_db()
     assert alert.state == AlertState.COMPLETED
     assert fake_twilio.messages == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_again_of_a_failed_job_of_a_completed_alert_delivers_it_and_completes_the_alert_again(
+    fake_twilio, settings
+):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    alert = AlertFactory(recipients=[ContactFactory(email="ada@example.com")], send_email=True, max_attempts=1)
+    services.alert_send_now(alert=alert)
+    sms_job = Job.objects.get(task_name="alerts.deliver_sms")
+    fake_twilio.fail_next(status=503)
+    run_in_thread(sms_job).join(timeout=30)
+    run_in_thread(Job.objects.get(task_name="alerts.deliver_email")).join(timeout=30)
+    sms_job.refresh_from_db()
+    alert.refresh_from_db()
+    assert (sms_job.state, alert.state) == (State.FAILED, AlertState.COMPLETED)
+
+    assert job_run_now(job_id=sms_job.pk)  # an operator's "run again"
+    sms_job.refresh_from_db()
+    run_in_thread(sms_job).join(timeout=30)
+
+    sms_job.refresh_from_db()
+    assert sms_job.state == State.SUCCEEDED, sms_job.status_message
+    assert len(fake_twilio.messages) == 1
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED
