@@ -1,5 +1,6 @@
 """Figure 6, cancel all: the time of ``scheduler.services.jobs_cancel_all`` over many waiting jobs, and
-how many job bodies ran after it returned (must be 0).
+how many job bodies ran after it returned (must be 0); beside it, what PostgreSQL did meanwhile (the WAL
+written, checkpoints, autovacuum workers busy), which that time follows.
 
 The waiting jobs are alert delivery jobs (``alerts.deliver_sms``), written in bulk with SQL: most are due
 in one to three days and wait in the database; the first ``cancel_published`` have real alerts and
@@ -96,10 +97,12 @@ def run(ctx) -> dict[str, object]:
     if sent < published:
         note(f"  warning: the dispatcher published {sent} of {published}")
     waiting = Job.objects.filter(state__in=["scheduled", "queued", "retrying"]).count()
+    server_before = _server_activity()
     with InProcess(ctx.args.profile, "cancel-all"):
         started = time.time()
         cancelled = jobs_cancel_all()
         ended = time.time()
+    server = _server_activity_since(server_before)
     late = max(0.0, ended - (last_due - SPREAD))
     if late:
         note(f"  note: the cancel ended {late:.1f}s after the first published job came due")
@@ -122,7 +125,36 @@ def run(ctx) -> dict[str, object]:
         "cancel_all_published": sent,
         "cancel_all_ran_before": ran_before,
         "cancel_all_sms_after": sms_after,
+        **server,
     }
+
+
+# What else PostgreSQL did while the cancel ran, which its time follows: the WAL it wrote (a first change of
+# a page after a checkpoint writes the whole page), checkpoints, autovacuum workers busy at its start.
+_SERVER_ACTIVITY = """
+    SELECT pg_current_wal_lsn(), checkpoints_timed + checkpoints_req,
+        (SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')
+    FROM pg_stat_bgwriter"""
+
+
+def _server_activity() -> tuple[str, int, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_SERVER_ACTIVITY)
+        return cursor.fetchone()
+
+
+def _server_activity_since(before: tuple[str, int, int]) -> dict[str, object]:
+    from django.db import connection
+
+    lsn, checkpoints, autovacuum = before
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [lsn])
+        wal = float(cursor.fetchone()[0])
+    _, checkpoints_after, _ = _server_activity()
+    return {"cancel_all_wal_mb": round(wal / 1e6, 1), "cancel_all_checkpoints": checkpoints_after - checkpoints,
+            "cancel_all_autovacuum_workers": autovacuum}  # fmt: skip
 
 
 def rows(keys: dict) -> list[tuple[str, str, str, str]]:
@@ -132,4 +164,7 @@ def rows(keys: dict) -> list[tuple[str, str, str, str]]:
          verdict(seconds, lambda v: v <= 2)),
         ("  bodies run after the cancel", show(after), "0", verdict(after, lambda v: v == 0)),
         ("  of which published (ETA in the worker)", show(keys.get("cancel_all_published")), "", ""),
+        ("  WAL written during it; checkpoints; autovacuum workers",
+         f"{show(keys.get('cancel_all_wal_mb'), ' MB')}; {show(keys.get('cancel_all_checkpoints'))}; "
+         f"{show(keys.get('cancel_all_autovacuum_workers'))}", "", ""),
     ]  # fmt: skip

@@ -69,7 +69,7 @@ def run(ctx, tracked) -> dict[str, object]:
         workers = stack.start_shipped_workers()
         try:
             label = f"tracked, shipped workers, {latency_ms:g} ms provider"
-            tracked(ctx, WARM_UP, label=f"warm-up: {label}", worker_pid=workers[0].pid)
+            tracked(ctx, WARM_UP, label=f"warm-up: {label}", worker_pid=workers[0].pid, count_db=False)
             result = tracked(ctx, ctx.scale["latency_tracked_n"], label=label, profile="latency",
                              worker_pid=workers[0].pid)  # fmt: skip
             crowd = fanout.run(ctx, latency_ms)

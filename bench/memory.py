@@ -115,7 +115,7 @@ def run(ctx) -> dict[str, object]:
         stack.stop(ctx.worker)
     stack.purge_queues()  # whatever earlier figures left queued is not this worker's business
     ctx.worker = stack.start_worker(concurrency=ctx.concurrency)
-    throughput.tracked(ctx, 20, label="warm-up: tracked")
+    throughput.tracked(ctx, 20, label="warm-up: tracked", count_db=False)
     throughput.bare(ctx, 200, label="warm-up: bare")
     _dispatch_in_worker(ctx, times=1)
     tracked = _tracked(ctx, ctx.scale["far_n"])

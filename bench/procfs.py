@@ -87,4 +87,19 @@ def cpu_by_part(roots: dict[int, str], *, broker: str) -> dict[str, float]:
     add("bench process", sum(table[pid].cpu for pid in descendants(table, os.getpid()) - started if pid in table))
     add("postgresql", sum(info.cpu for info in table.values() if info.comm == "postgres"))
     add("broker", sum(info.cpu for info in table.values() if info.comm == broker))
+    totals[MACHINE] = machine_busy()
     return totals
+
+
+# Not a part: the machine's busy time, every process's and the kernel's, including processes that exited
+# between two readings (which the parts above cannot count). The parts' sum should come close to it.
+MACHINE = "machine busy"
+
+
+def machine_busy() -> float:
+    """Seconds the machine's CPUs have been busy since boot (all of them added), from /proc/stat."""
+    with open("/proc/stat") as handle:
+        ticks = [int(value) for value in handle.readline().split()[1:]]
+    # user, nice, system, idle, iowait, irq, softirq, steal (guest time is already in user)
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")

@@ -300,7 +300,8 @@ class Stack:
 
         Unlike CPU, these count only this run's database, whatever else the machine runs. In autocommit
         every statement outside a transaction is a transaction of its own, so ``transactions`` is close to
-        the round trips that commit. PostgreSQL publishes a backend's counts within about a second.
+        the round trips that commit. A backend's counts arrive up to ten seconds late (``STATS_SETTLE`` in
+        ``bench/throughput.py``).
         """
         import psycopg
 

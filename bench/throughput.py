@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench import data, floor, latency
+from bench.procfs import MACHINE
 from bench.profile import Profiler
 from bench.progress import Progress, note, show, verdict
 from bench.stack import BenchError
@@ -69,10 +70,13 @@ def bare(ctx, count: int, *, label: str = "bare: no-op tasks") -> float:
 
 
 def cpu_per_item(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
-    """CPU milliseconds per item by part of the stack, largest first, with their total."""
+    """CPU milliseconds per item by part of the stack, largest first, with their total; and the machine's
+    busy time over the same window (``machine busy``), the check of that total."""
     parts = {name: 1000 * (after.get(name, 0.0) - before.get(name, 0.0)) / count for name in after}
+    machine = parts.pop(MACHINE, None)
     parts = {name: round(ms, 2) for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.005}
-    return {"total": round(sum(parts.values()), 2), **parts}
+    checked = {} if machine is None else {MACHINE: round(machine, 2)}
+    return {"total": round(sum(parts.values()), 2), **parts, **checked}
 
 
 def bare_sms(ctx, count: int, *, label: str = "bare: SMS tasks", cpu_key: str = "bare_sms_cpu_ms") -> float:
@@ -107,13 +111,32 @@ def sms_tasks(ctx, count: int, *, label: str, publish: Callable[[int], None], cp
     return rate(count + 1, last - started)
 
 
+# A backend publishes its statistics about a second after its last transaction, unless another held the
+# shared entry then (the whole stack writes to one database): it tries again after ten seconds idle
+# (PostgreSQL's PGSTAT_IDLE_INTERVAL). Read sooner, the counts missed most of a busy phase's work.
+STATS_SETTLE = 11.0
+
+
+def _settled_db_activity(ctx) -> dict[str, int]:
+    time.sleep(STATS_SETTLE)
+    return ctx.stack.db_activity()
+
+
 def tracked(
-    ctx, count: int, *, label: str = "tracked: alert jobs", profile: str = "", worker_pid: int | None = None
+    ctx,
+    count: int,
+    *,
+    label: str = "tracked: alert jobs",
+    profile: str = "",
+    worker_pid: int | None = None,
+    count_db: bool = True,
 ) -> dict[str, object]:
     """Send ``count`` one-off alerts now and wait until every job is final and every SMS arrived.
 
     ``profile``: the name of the worker's py-spy profile with ``--profile`` (none if empty);
-    ``worker_pid``: the process tree to profile (default the figure's worker).
+    ``worker_pid``: the process tree to profile (default the figure's worker);
+    ``count_db``: whether to count the database's transactions and rows written per job (a warm-up does
+    not: each count waits ``STATS_SETTLE`` seconds for the server's statistics).
     """
     from django.db.models import Max
     from django.utils import timezone
@@ -135,8 +158,7 @@ def tracked(
     offset = ctx.stack.fake_count()
     since = timezone.now()
     folder = ctx.args.profile if profile else None
-    time.sleep(1.5)  # PostgreSQL publishes a backend's statistics within a second or so of its last commit
-    db = ctx.stack.db_activity()
+    db = _settled_db_activity(ctx) if count_db else None
     cpu = ctx.stack.cpu_times()
     pid = worker_pid or ctx.worker.pid
     with Profiler(folder, f"worker-{profile}", pid), Profiler(folder, f"bench-send-now-{profile}", os.getpid()):
@@ -152,9 +174,8 @@ def tracked(
         _wait(f"{label}: deliver", count, lambda: ctx.stack.fake_count() - offset, timeout=120 + count / 5)
     _wait(f"{label}: final states", count, lambda: jobs.filter(state__in=sorted(FINAL_STATES)).count(), timeout=120)
     cpu_ms = cpu_per_item(cpu, ctx.stack.cpu_times(), count)
-    time.sleep(1.5)
-    db_after = ctx.stack.db_activity()
-    db_per_job = {key: round((db_after[key] - db[key]) / count, 1) for key in db}
+    db_after = _settled_db_activity(ctx) if db is not None else None
+    db_per_job = {key: round((db_after[key] - db[key]) / count, 1) for key in db} if db is not None else None
     last_final = jobs.aggregate(last=Max("finished_at"))["last"].timestamp()
     last_sms = max(m["received_at"] for m in ctx.stack.fake_messages(offset))
     failed = jobs.exclude(state=State.SUCCEEDED).count()
@@ -172,7 +193,7 @@ def tracked(
 def run(ctx) -> dict[str, object]:
     scale = ctx.scale
     bare(ctx, 200, label="warm-up: bare")
-    tracked(ctx, 20, label="warm-up: tracked")
+    tracked(ctx, 20, label="warm-up: tracked", count_db=False)
     bare_sms(ctx, 20, label="warm-up: bare SMS")
     bare_per_s = bare(ctx, scale["bare_n"])
     sms_per_s = bare_sms(ctx, scale["tracked_n"])
@@ -269,5 +290,6 @@ def _db(counts: dict[str, float] | None) -> str:
 def _cpu(parts: dict[str, float] | None) -> str:
     if not parts:
         return "n/a"
-    top = [f"{name} {ms}" for name, ms in list(parts.items())[1:4]]
-    return f"{parts['total']} ms ({', '.join(top)})"
+    top = [f"{name} {ms}" for name, ms in list(parts.items())[1:4] if name != MACHINE]
+    machine = f"; {MACHINE} {parts[MACHINE]}" if MACHINE in parts else ""
+    return f"{parts['total']} ms ({', '.join(top)}{machine})"
