@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from scheduler import selectors, services
+from scheduler.access import CHANGE_JOBS, operator_name, permission_required, staff_required
 from scheduler.forms import JobFilterForm
 from scheduler.models import ACTIVE_STATES, State
-from scheduler.views import CHANGE_JOBS, _operator, permission_required, staff_required
 
 MAX_MATCHING = 10_000
 ACTIONS = {
@@ -72,7 +72,7 @@ def jobs_matching(request: HttpRequest, action: str) -> HttpResponse:
             "back_url": list_url,
         })  # fmt: skip
     if action == "cancel":
-        reason = f"cancelled by {_operator(request)} (batch, matching filters)"
+        reason = f"cancelled by {operator_name(request)} (batch, matching filters)"
         done = sum(services.job_cancel(job_id=pk, reason=reason) for pk in ids)
     else:
         done = sum(services.job_run_now(job_id=pk) for pk in ids)

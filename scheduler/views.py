@@ -8,25 +8,26 @@ destructive ones (cancel, delete, cancel all, bulk) show a confirmation page fir
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import wraps
-from urllib.parse import urlsplit, urlunsplit
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from scheduler import selectors, services
+from scheduler.access import (
+    CHANGE_JOBS,
+    DELETE_JOBS,
+    operator_name,
+    permission_required,
+    require_permission,
+    staff_required,
+)
 from scheduler.forms import BulkActionForm, CancelAllForm, JobFilterForm
 from scheduler.models import Job, State
 from scheduler.publishing import UNPUBLISHED_STATES
@@ -40,61 +41,6 @@ LIST_POLL_SECONDS = 2
 JOB_POLL_SECONDS = 1
 # htmx stops polling when a poll is answered with this status (the job was deleted meanwhile).
 HTMX_STOP_POLLING = 286
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous visitors go to the admin's login page; logged-in users who are not staff get 403."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        user = request.user
-        if not user.is_authenticated:
-            if _is_htmx(request):
-                # A poll after the session ended: send the whole page to the login, not a fragment.
-                current = urlsplit(request.headers.get("HX-Current-URL", ""))
-                next_url = urlunsplit(("", "", current.path, current.query, "")) or reverse("scheduler:job_list")
-                login = redirect_to_login(next_url, resolve_url(settings.LOGIN_URL))
-                return HttpResponse(headers={"HX-Redirect": login.url})
-            return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
-        if not (user.is_active and user.is_staff):
-            raise PermissionDenied("The job pages are for staff only.")
-        return view(request, *args, **kwargs)
-
-    return never_cache(wrapper)
-
-
-# What each kind of action needs besides being staff: the job model's own permissions, as in the admin, so
-# that a staff account allowed only to look (view) cannot cancel, run or delete.
-CHANGE_JOBS = "scheduler.change_job"
-DELETE_JOBS = "scheduler.delete_job"
-
-
-def _require(request: HttpRequest, permission: str) -> None:
-    if not request.user.has_perm(permission):
-        verb = "delete" if permission == DELETE_JOBS else "cancel or run"
-        raise PermissionDenied(f"Your account may look at jobs but not {verb} them ({permission}).")
-
-
-def permission_required(permission: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Under ``staff_required``: a staff user without ``permission`` gets 403 and nothing changes."""
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            _require(request, permission)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-def _operator(request: HttpRequest) -> str:
-    return request.user.get_username()
 
 
 def _next_url(request: HttpRequest, fallback: str) -> str:
@@ -244,7 +190,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             button="Cancel the job",
             back_url=reverse("scheduler:job_detail", args=[pk]),
         )
-    if services.job_cancel(job_id=pk, reason=f"cancelled by {_operator(request)}"):
+    if services.job_cancel(job_id=pk, reason=f"cancelled by {operator_name(request)}"):
         messages.success(request, f"Job #{pk} cancelled.")
     else:
         messages.warning(request, f"Job #{pk} was no longer waiting or running: nothing was cancelled.")
@@ -270,7 +216,7 @@ def job_run_now(request: HttpRequest, pk: int) -> HttpResponse:
 def job_settle(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark a job that needs attention as settled: an operator checked that its work is done."""
     _job_for_action(pk)
-    if services.job_settle(job_id=pk, operator=_operator(request)):
+    if services.job_settle(job_id=pk, operator=operator_name(request)):
         messages.success(request, f"Job #{pk} marked settled.")
     else:
         messages.warning(request, f"Job #{pk} is {Job.objects.only('state').get(pk=pk).state}: nothing to settle.")
@@ -338,7 +284,7 @@ def jobs_cancel_all(request: HttpRequest) -> HttpResponse:
             back_url=list_url,
         )
     cancelled = services.jobs_cancel_all(
-        reason=f"cancelled by {_operator(request)} (cancel all)", terminate=form.cleaned_data["terminate"]
+        reason=f"cancelled by {operator_name(request)} (cancel all)", terminate=form.cleaned_data["terminate"]
     )
     messages.success(request, f"Cancelled {cancelled} job{'s' if cancelled != 1 else ''}.")
     return redirect(list_url)
@@ -355,7 +301,7 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
             messages.error(request, " ".join(errors))
         return _back_to(request, list_url)
     action, ids = form.cleaned_data["action"], form.cleaned_data["ids"]
-    _require(request, CHANGE_JOBS if action == "cancel" else DELETE_JOBS)
+    require_permission(request, CHANGE_JOBS if action == "cancel" else DELETE_JOBS)
     if not form.cleaned_data["confirmed"]:
         jobs = selectors.jobs_by_ids(ids)
         eligible = [job for job in jobs if (job.is_active if action == "cancel" else job.is_final)]
@@ -379,7 +325,7 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
             next_url=_next_url(request, list_url),
         )
     if action == "cancel":
-        reason = f"cancelled by {_operator(request)}"
+        reason = f"cancelled by {operator_name(request)}"
         done = sum(services.job_cancel(job_id=pk, reason=reason) for pk in ids)
         _report(request, f"Cancelled {done} job{'s' if done != 1 else ''}.", len(ids) - done, "no longer active")
     else:
