@@ -147,6 +147,9 @@ def test_an_update_asked_for_with_the_outcome_is_made_with_it_and_a_check_after_
     for job in (done, failed, aborted):
         job.wait(timeout=20)
     assert (done.state, failed.state, aborted.state) == (State.SUCCEEDED, State.FAILED, State.ABORTED)
+    # A check runs just after its job's end is committed: a moment after the end a waiter sees.
+    wait_until(lambda: BodyRun.objects.filter(job_id__in=[done.pk, aborted.pk], attempt=2).count() == 2,
+               what="the checks after the outcomes")  # fmt: skip
     assert sorted(BodyRun.objects.filter(job_id=done.pk).values_list("attempt", "pid")) == [(0, ANY), (2, 0)]
     assert list(BodyRun.objects.filter(job_id=failed.pk).values_list("attempt", flat=True)) == [1], (
         "a body that raised must have neither its update made nor its check run"
