@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -34,7 +34,8 @@ class JobContext:
         self.attempt = job.attempts
         self.max_attempts = job.max_attempts
         self.hostname = hostname
-        self._task_id = task_id
+        # This attempt's message: the job is this attempt's while its row holds this id.
+        self.task_id = task_id
         self._lease = lease
         self._lease_renewed = time.monotonic()
         self.summary = ""
@@ -48,7 +49,7 @@ class JobContext:
         return self.row.target
 
     def _mine(self):
-        return Job.objects.filter(pk=self.id, state=State.RUNNING, celery_task_id=self._task_id)
+        return Job.objects.filter(pk=self.id, state=State.RUNNING, celery_task_id=self.task_id)
 
     def _renew_lease_if_due(self) -> None:
         if time.monotonic() - self._lease_renewed > self._lease.total_seconds() / 3:
@@ -102,7 +103,22 @@ class JobContext:
         """``model.objects.filter(**filters).update(**values)`` in the statement that records the job's outcome
         (on PostgreSQL; in its transaction on SQLite), once the body returns: a commit and a round trip fewer
         than ``record_with_outcome``. Not run if the body raises."""
-        self.outcome_updates.append((model, filters, values))
+        self.outcome_updates.append(lifecycle.RowsUpdate(model, filters, values))
+
+    def try_with_outcome(self, sql: str, params: Sequence[Any], *, otherwise: Callable[[], object]) -> None:
+        """Run the UPDATE ``sql`` in the statement that records the job's outcome, once the body returns; if it
+        changes no row there (or the body aborts), run ``otherwise`` once the outcome is committed, as
+        ``after_outcome`` does.
+
+        For a decision that reads other jobs' outcomes and mostly holds at once: an alert's completion by its
+        last job, without a round trip and a commit of its own. Two jobs ending together each see the other
+        still running in their own statement and change nothing; each runs ``otherwise`` after its commit,
+        where the later sees the other's end. ``sql`` must not wait for a row lock another transaction holds
+        (``FOR UPDATE SKIP LOCKED``): the outcome's statement already holds the job's row.
+        """
+        update = lifecycle.RowsUpdate(sql=sql, params=params)
+        self.outcome_updates.append(update)
+        self.after_outcome(lambda: None if update.changed else otherwise())
 
     def after_outcome(self, check: Callable[[], object]) -> None:
         """Have ``check`` run once the job's outcome is committed, if the body returns or aborts (both end

@@ -7,6 +7,7 @@ event on PostgreSQL; the named changes of this package are made of it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,41 @@ from django.utils import timezone
 from scheduler.models import EventKind, Job, JobEvent, State
 from scheduler.statements import columns, from_row, plain_update_sql, update_sql
 
-# Another row's update written with a job's change: ``model.objects.filter(**filters).update(**values)``.
-RowsUpdate = tuple[type[models.Model], dict[str, Any], dict[str, Any]]
+
+@dataclass(eq=False)
+class RowsUpdate:
+    """Other rows' update written with a job's change: ``model.objects.filter(**filters).update(**values)``,
+    or an UPDATE written out (``sql`` with ``params``, for a condition the ORM is slow to compile).
+
+    ``changed``: how many rows it changed, once written (``None`` until then, and in a change read back,
+    whose statement returns the job's row alone).
+    """
+
+    model: type[models.Model] | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    sql: str = ""
+    params: Sequence[Any] = ()
+    changed: int | None = None
+
+    def statement(self) -> tuple[str, Sequence[Any]]:
+        """The UPDATE with its parameters: a model's written out where it is plain (a tenth of the ORM's
+        compile), compiled by Django where it is not."""
+        if self.sql:
+            return self.sql, self.params
+        return plain_update_sql(self.model, self.filters, self.values) or update_sql(
+            self.model.objects.filter(**self.filters), self.values
+        )
+
+    def run(self) -> None:
+        """On its own, in the caller's transaction (SQLite's path)."""
+        if not self.sql:
+            self.changed = self.model.objects.filter(**self.filters).update(**self.values)
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            self.changed = cursor.rowcount
+
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.SCHEDULED: frozenset({State.QUEUED, State.CANCELLED}),
@@ -66,8 +100,8 @@ def transition(
     """Move job ``job_id`` from one of ``sources`` to ``target``; return whether the row changed.
 
     ``when`` adds conditions to the UPDATE (e.g. the claiming message's task id); ``changes`` are
-    further columns to set, values or expressions. ``with_updates`` are other rows' updates (a model, its
-    filters and the values) committed with the change, whether or not the job's row changed.
+    further columns to set, values or expressions. ``with_updates`` are other rows' updates committed with
+    the change, whether or not the job's row changed; each learns how many rows it changed.
     """
     return move(job_id, sources=sources, target=target, event=event, hostname=hostname, message=message,
                  when=when, now=now, read_back=False, with_updates=with_updates, **changes)  # fmt: skip
@@ -104,11 +138,11 @@ def move(
         return bool(Job.objects.filter(**filters).update(**values))
     message = message[:500]
     if connection.vendor == "postgresql" and event is not None:
-        others = [_update_sql(*other) for other in with_updates]
-        update, params = _update_sql(Job, filters, values)
+        others = [other.statement() for other in with_updates]
+        update, params = RowsUpdate(Job, filters, values).statement()
         returning = columns(Job, connection.alias) if read_back else "id"
         statement = (
-            "WITH " + "".join(f"written_{i} AS ({other}), " for i, (other, _) in enumerate(others))
+            "WITH " + "".join(f"written_{i} AS ({other} RETURNING 1), " for i, (other, _) in enumerate(others))
             + f"changed AS ({update} RETURNING {returning}), "
             f"event AS (INSERT INTO {JobEvent._meta.db_table} (job_id, kind, at, hostname, message) "
             "SELECT id, %s, %s, %s, %s FROM changed) "
@@ -119,25 +153,23 @@ def move(
                 cursor.execute(statement + "SELECT * FROM changed", params)
                 row = cursor.fetchone()
                 return None if row is None else from_row(Job, row)
-            cursor.execute(statement + "SELECT COUNT(*) FROM changed", params)
-            return cursor.fetchone()[0] > 0
+            counts = "".join(f", (SELECT COUNT(*) FROM written_{i})" for i in range(len(others)))
+            cursor.execute(statement + f"SELECT (SELECT COUNT(*) FROM changed){counts}", params)
+            updated, *written = cursor.fetchone()
+            for other, count in zip(with_updates, written, strict=True):
+                other.changed = count
+            return updated > 0
     # Inside a caller's transaction (an outcome written with the body's own records) no savepoint is
     # needed: a failure here fails the whole commit anyway.
     with transaction.atomic(savepoint=False):
-        for model, other_filters, other_values in with_updates:
-            model.objects.filter(**other_filters).update(**other_values)
+        for other in with_updates:
+            other.run()
         updated = Job.objects.filter(**filters).update(**values)
         if updated and event is not None:
             JobEvent.objects.create(job_id=job_id, kind=event, at=now, hostname=hostname, message=message)
         if read_back:
             return Job.objects.get(pk=job_id) if updated else None
     return bool(updated)
-
-
-def _update_sql(model: type[models.Model], filters: dict[str, Any], values: dict[str, Any]) -> tuple[str, Any]:
-    """The UPDATE that ``model.objects.filter(**filters).update(**values)`` would run, written out where it is
-    plain (a tenth of the ORM's compile), compiled by Django where it is not."""
-    return plain_update_sql(model, filters, values) or update_sql(model.objects.filter(**filters), values)
 
 
 def record_event(job_id: int, kind: EventKind, *, hostname: str = "", message: str = "") -> None:

@@ -22,6 +22,7 @@ from tests.testapp.tasks import (
     flaky,
     no_longer_needed,
     records_with_outcome,
+    tries_with_outcome,
     unsure,
     updates_with_outcome,
 )
@@ -138,6 +139,18 @@ def test_a_write_asked_for_with_the_outcome_is_committed_with_it_and_only_on_suc
     assert (done.state, failed.state) == (State.SUCCEEDED, State.FAILED)
     assert BodyRun.objects.filter(job_id=done.pk, attempt=0).count() == 1
     assert not BodyRun.objects.filter(job_id=failed.pk).exists(), "a body that raised must not have its writes made"
+
+
+@pytest.mark.parametrize(("then", "marks"), [("change", [0, 2]), ("miss", [1, 2, 3]), ("abort", [1, 2, 3])])
+def test_an_update_tried_with_the_outcome_has_its_fallback_run_after_the_commit_only_if_it_changed_nothing(then, marks):
+    job = tries_with_outcome.enqueue(then)
+    job.wait(timeout=20)
+    # The checks run in the order asked for: the fallback's (if any) before the last one's mark.
+    wait_until(lambda: BodyRun.objects.filter(job_id=job.pk, attempt=2).exists(), what="the last check")
+    assert job.state == (State.ABORTED if then == "abort" else State.SUCCEEDED)
+    assert sorted(BodyRun.objects.filter(job_id=job.pk).values_list("attempt", flat=True)) == marks
+    if 3 in marks:
+        assert BodyRun.objects.get(job_id=job.pk, attempt=3).pid == 0, "the fallback sees the outcome committed"
 
 
 def test_an_update_asked_for_with_the_outcome_is_made_with_it_and_a_check_after_it_sees_it_committed():

@@ -13,6 +13,7 @@ from scheduler.execution import JobContext
 from scheduler.lifecycle import (
     TRANSITIONS,
     IllegalTransition,
+    RowsUpdate,
     cancel_all,
     check_transition,
     claim,
@@ -104,18 +105,23 @@ def test_a_claim_returns_the_running_job_with_its_started_event_once_and_only_fo
 
 
 @pytest.mark.django_db
-def test_an_outcome_writes_other_rows_with_it_in_one_statement_on_postgresql():
+def test_an_outcome_writes_other_rows_with_it_in_one_statement_on_postgresql_and_says_what_each_changed():
     job = JobFactory(state=State.RUNNING, celery_task_id="current")
     other = JobFactory(state=State.RUNNING, celery_task_id="other", status_message="before")
+    seen = [JobFactory(state=State.SUCCEEDED).pk for _ in range(2)]
+    updates = [
+        RowsUpdate(Job, {"pk": other.pk}, {"status_message": "written with the outcome"}),
+        RowsUpdate(sql='UPDATE "scheduler_job" SET "status_message" = %s WHERE "id" = %s', params=["none", -1]),
+        RowsUpdate(sql='UPDATE "scheduler_job" SET "seen" = %s WHERE "id" IN (%s, %s)', params=[True, *seen]),
+    ]
     with CaptureQueriesContext(connection) as statements:
-        recorded = succeed(
-            job.pk, task_id="current", hostname="w1", result=None, runtime=0.1,
-            with_updates=[(Job, {"pk": other.pk}, {"status_message": "written with the outcome"})],
-        )  # fmt: skip
+        recorded = succeed(job.pk, task_id="current", hostname="w1", result=None, runtime=0.1, with_updates=updates)
     assert recorded and Job.objects.get(pk=job.pk).state == State.SUCCEEDED
     assert Job.objects.get(pk=other.pk).status_message == "written with the outcome"
+    assert [update.changed for update in updates] == [1, 0, 2]
+    assert set(Job.objects.filter(pk__in=seen).values_list("seen", flat=True)) == {True}
     writes = [q["sql"] for q in statements.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
-    assert len(writes) == (1 if connection.vendor == "postgresql" else 3), writes
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 5), writes
     assert list(job.events.values_list("kind", flat=True)) == [EventKind.SUCCEEDED]
 
 
@@ -125,7 +131,7 @@ def test_the_other_rows_are_written_even_when_the_attempt_no_longer_owns_the_job
     other = JobFactory(state=State.RUNNING, celery_task_id="other")
     recorded = succeed(
         job.pk, task_id="current", hostname="w1", result=None, runtime=0.1,
-        with_updates=[(Job, {"pk": other.pk}, {"status_message": "sent all the same"})],
+        with_updates=[RowsUpdate(Job, {"pk": other.pk}, {"status_message": "sent all the same"})],
     )  # fmt: skip
     assert recorded is False and Job.objects.get(pk=job.pk).state == State.RUNNING
     assert Job.objects.get(pk=other.pk).status_message == "sent all the same"

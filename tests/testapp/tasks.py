@@ -142,6 +142,24 @@ def updates_with_outcome(job, then):
     return "done"
 
 
+@tracked_task(name="tests.tries_with_outcome")
+def tries_with_outcome(job, then):
+    """Marks its run and tries to make the mark attempt 0 with its outcome, or else, once the outcome is
+    committed, adds a mark (attempt 3) whose pid says whether it saw the job over (0) or not (1); a last
+    check marks attempt 2. ``then``: "change" returns, "miss" returns after trying an update that changes
+    no row, "abort" aborts."""
+    _record(job)
+    job.try_with_outcome(
+        f"UPDATE {BodyRun._meta.db_table} SET attempt = 0 WHERE job_id = %s AND attempt = %s",
+        [job.id, job.attempt if then != "miss" else -1],
+        otherwise=lambda: BodyRun.objects.create(job_id=job.id, attempt=3, pid=_seen_over(job.id)),
+    )
+    job.after_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=2, pid=os.getpid()))
+    if then == "abort":
+        job.abort("no longer needed after trying an update with its outcome")
+    return "done"
+
+
 @tracked_task(name="tests.records_with_outcome")
 def records_with_outcome(job, then_raise):
     """Leaves a row to be written with its outcome (attempt 0 marks it), then returns or raises."""
