@@ -32,7 +32,7 @@ from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
 from alerts.fanout import WHOLE, Share
 from alerts.messages import channel_text, email_subject
 from alerts.models import AlertState, Contact, Delivery, DeliveryState, Occurrence
-from alerts.services import alert_complete_if_done, alert_reopen
+from alerts.services import alert_complete_if_done, alert_complete_with_outcome, alert_reopen
 from scheduler.errors import RetryLater
 from scheduler.models import ACTIVE_STATES, Job
 
@@ -182,7 +182,7 @@ def occurrence_deliver(
     if not recipients and share:
         # Contact ids need not spread evenly: a share may be empty, which ends it like a share sent.
         job.summarize(f"{channel}: {share.label} has no active recipient with an address")
-        job.after_outcome(lambda: alert_complete_if_done(alert=alert))
+        alert_complete_with_outcome(job=job, alert=alert)
         return Tally().as_result()
     if not recipients:
         abort(f"no active recipient with an address for {channel}")
@@ -212,12 +212,12 @@ def occurrence_deliver(
     if tally.unknown:
         job.needs_attention(f"{tally.unknown} {channel} delivery(ies) may not have gone out: check, resend or settle")
     # The last delivery's outcome is written in the job's own statement (each commit waits for a WAL
-    # flush). The alert's completion is decided once that is committed, so that of two jobs ending
-    # together, the later sees the other's end; a message that may not have gone out leaves the alert
-    # waiting for a resend.
+    # flush), and so is the alert's completion when this is its last job; of two jobs ending together,
+    # neither completes it there, and each decides once its outcome is committed, where the later sees
+    # the other's end. A message that may not have gone out leaves the alert waiting for a resend.
     tally.record_sent_with_outcome(job)
     if not tally.unknown:
-        job.after_outcome(lambda: alert_complete_if_done(alert=alert))
+        alert_complete_with_outcome(job=job, alert=alert)
     return tally.as_result()
 
 

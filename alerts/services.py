@@ -276,19 +276,49 @@ def alert_complete_if_done(*, alert: Alert) -> bool:
     """
     if alert.is_recurring:
         return False
-    # One statement, the check and the change together; written out, since every delivery job runs it and
-    # the ORM spent a millisecond compiling its NOT EXISTS (jobs_for_target's filter, by hand).
     with connection.cursor() as cursor:
-        cursor.execute(_COMPLETE_IF_DONE.format(alert=_table(Alert), job=_table(Job),
-                                                states=", ".join(["%s"] * len(ACTIVE_STATES))),
-                       [AlertState.COMPLETED, alert.pk, AlertState.ACTIVE, ContentType.objects.get_for_model(Alert).pk,
-                        str(alert.pk), *sorted(ACTIVE_STATES)])  # fmt: skip
+        cursor.execute(*_completion(alert))
         return cursor.rowcount > 0
 
 
+def alert_complete_with_outcome(*, job, alert: Alert) -> None:
+    """``alert_complete_if_done`` in the statement that records ``job``'s outcome, once its body returns: no
+    round trip or commit of its own when the job is the alert's last. Done after that commit instead if
+    another job of the alert was still waiting or running in that statement, or another transaction held
+    the alert's row (``JobContext.try_with_outcome``)."""
+    if alert.is_recurring:
+        return
+    completion = _completion(alert, ending=(job.id, job.task_id))
+    job.try_with_outcome(*completion, otherwise=lambda: alert_complete_if_done(alert=alert))
+
+
+def _completion(alert: Alert, *, ending: tuple[int, str] | None = None) -> tuple[str, list[object]]:
+    """The check and the change in one statement; written out, since every delivery job runs it and the ORM
+    spent a millisecond compiling its NOT EXISTS (jobs_for_target's filter, by hand).
+
+    With ``ending`` (a job's id and its attempt's task id), for the statement that ends that attempt: the
+    job is still running there, and counts only if another attempt has it now (the sweep gave it one);
+    the alert's row is taken only if no one holds it (that statement holds the job's row already, and an
+    alert's cancel takes the alert's row, then its jobs').
+    """
+    table = _table(Alert)
+    row_lock, lock_params, other_jobs, other_params = "", [], "", []
+    if ending is not None:
+        other_jobs, other_params = " AND (id <> %s OR celery_task_id <> %s)", list(ending)
+        if connection.features.has_select_for_update_skip_locked:
+            row_lock = f" AND id = (SELECT id FROM {table} WHERE id = %s FOR UPDATE SKIP LOCKED)"
+            lock_params = [alert.pk]
+    statement = _COMPLETE_IF_DONE.format(alert=table, job=_table(Job), row_lock=row_lock, other_jobs=other_jobs,
+                                         states=", ".join(["%s"] * len(ACTIVE_STATES)))  # fmt: skip
+    alert_type = ContentType.objects.get_for_model(Alert).pk
+    params = [AlertState.COMPLETED, alert.pk, AlertState.ACTIVE, *lock_params,
+              alert_type, str(alert.pk), *sorted(ACTIVE_STATES), *other_params]  # fmt: skip
+    return statement, params
+
+
 _COMPLETE_IF_DONE = """
-    UPDATE {alert} SET state = %s WHERE id = %s AND state = %s AND next_due_at IS NULL AND NOT EXISTS (
-        SELECT 1 FROM {job} WHERE target_type_id = %s AND target_id = %s AND state IN ({states})
+    UPDATE {alert} SET state = %s WHERE id = %s AND state = %s AND next_due_at IS NULL{row_lock} AND NOT EXISTS (
+        SELECT 1 FROM {job} WHERE target_type_id = %s AND target_id = %s AND state IN ({states}){other_jobs}
     )"""
 
 

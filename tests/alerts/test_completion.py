@@ -7,7 +7,7 @@ import threading
 from contextlib import nullcontext
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from alerts import channel_health, services
@@ -16,6 +16,7 @@ from scheduler.models import ACTIVE_STATES, Job, State
 from scheduler.services import job_run_now
 from scheduler.tracked import registry
 from tests.alerts.factories import AlertFactory, ContactFactory
+from tests.conftest import wait_until
 
 
 def run_in_thread(job: Job, *, wrapper=None) -> threading.Thread:
@@ -65,6 +66,85 @@ def test_two_jobs_of_an_alert_ending_together_complete_it(fake_twilio, settings)
     assert set(Job.objects.values_list("state", flat=True)) == {State.SUCCEEDED}
     alert.refresh_from_db()
     assert alert.state == AlertState.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_job_of_a_one_off_alert_completes_it_with_its_outcome_not_in_a_statement_after_it(
+    fake_twilio, settings
+):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    job = Job.objects.get()
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    run_in_thread(job, wrapper=record).join(timeout=30)
+
+    alert.refresh_from_db()
+    assert (Job.objects.get().state, alert.state) == (State.SUCCEEDED, AlertState.COMPLETED)
+    outcome = max(i for i, sql in enumerate(statements) if 'UPDATE "scheduler_job"' in sql)
+    assert not [sql for sql in statements[outcome + 1 :] if '"alerts_alert"' in sql], "a round trip of its own"
+    if connection.vendor == "postgresql":
+        assert '"alerts_alert"' in statements[outcome], "the completion is in the outcome's statement"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_given_another_attempt_while_it_ran_keeps_its_one_off_alert_active(fake_twilio, settings):
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    job = Job.objects.get()
+
+    def rescue_just_before_the_outcome(execute, sql, params, many, context):
+        # The outcome's first write (its statement on PostgreSQL; on SQLite, its transaction's first).
+        if 'UPDATE "alerts_delivery"' in sql and DeliveryState.SENT in (params or ()):
+            # As the sweep does for an attempt whose lease ran out: the job waits for its next attempt.
+            Job.objects.filter(pk=job.pk).update(state=State.RETRYING, celery_task_id="the next attempt")
+        return execute(sql, params, many, context)
+
+    run_in_thread(job, wrapper=rescue_just_before_the_outcome).join(timeout=30)
+
+    alert.refresh_from_db()
+    assert (Job.objects.get().state, alert.state) == (State.RETRYING, AlertState.ACTIVE)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_jobs_outcome_does_not_wait_for_a_lock_on_its_alert_and_completes_it_once_free(fake_twilio, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no row locks: a writer holds the whole database")
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    alert = AlertFactory()
+    services.alert_send_now(alert=alert)
+    job = Job.objects.get()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_alerts_row() -> None:
+        # As an edit or a cancel of the alert does, which then waits for the alert's jobs.
+        try:
+            with transaction.atomic():
+                Alert.objects.select_for_update().get(pk=alert.pk)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_alerts_row)
+    holder.start()
+    assert locked.wait(timeout=30)
+    try:
+        attempt = run_in_thread(job)
+        wait_until(lambda: Job.objects.get(pk=job.pk).state == State.SUCCEEDED, what="the outcome, the alert held")
+        assert Alert.objects.get(pk=alert.pk).state == AlertState.ACTIVE
+    finally:
+        release.set()
+    holder.join(timeout=30)
+    attempt.join(timeout=30)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.COMPLETED, "completed after the outcome's commit, once the row was free"
 
 
 def send_now(alert: Alert) -> None:
