@@ -45,11 +45,8 @@ class RowsUpdate:
 
     def run(self) -> None:
         """On its own, in the caller's transaction (SQLite's path)."""
-        if not self.sql:
-            self.changed = self.model.objects.filter(**self.filters).update(**self.values)
-            return
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, self.params)
+            cursor.execute(*self.statement())
             self.changed = cursor.rowcount
 
 
