@@ -265,7 +265,8 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1
 # Whether a contact's webhook may point at a loopback, private or link-local address (an intranet chat bot,
 # a relay beside the service). Off, each POST first resolves the host and refuses such addresses, so that
 # whoever may edit contacts cannot make the workers call the internal network (a cloud's metadata service).
-WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", True)
+# On only where DEBUG is (a laptop's receivers are local); a deployment that wants it says so.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", DEBUG)
 
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.url(

@@ -9,6 +9,8 @@ from config.settings import *  # noqa: E402, F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The tests' webhook receivers listen on 127.0.0.1; the refusal of private addresses is tested by turning it off.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
 # Each run of the suite has its own database and broker queues, so runs side by side do not collide.
 TEST_RUN_ID = os.environ.get("TEST_RUN_ID", "local")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405

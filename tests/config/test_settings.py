@@ -63,18 +63,35 @@ def test_a_malformed_variable_stops_start_up_naming_it(tmp_path, variable, value
     assert message in result.stderr
 
 
-def postgres_settings(tmp_path: Path, url: str, **overrides: str) -> dict[str, object]:
-    script = (
-        "import json, django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
-        "keys = ('ENGINE', 'NAME', 'CONN_MAX_AGE', 'CONN_HEALTH_CHECKS', 'OPTIONS'); "
-        "print(json.dumps({key: d[key] for key in keys}))"
-    )
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_PREPARED_STATEMENTS"}
+def printed_setting(tmp_path: Path, expression: str, *, unset: set[str], **overrides: str) -> str:
+    """What ``expression`` (of the settings, ``s``) prints in a fresh process with the variables ``unset``
+    removed from this one's environment and ``overrides`` added."""
+    script = f"import json, django; django.setup(); from django.conf import settings as s; print({expression})"
+    env = {key: value for key, value in os.environ.items() if key not in unset}
     env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path),
-                "DATABASE_URL": url, **overrides})  # fmt: skip
+                **overrides})  # fmt: skip
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=BASE_DIR, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return result.stdout.strip()
+
+
+def postgres_settings(tmp_path: Path, url: str, **overrides: str) -> dict[str, object]:
+    keys = ("ENGINE", "NAME", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS")
+    expression = f"json.dumps({{key: s.DATABASES['default'][key] for key in {keys!r}}})"
+    return json.loads(
+        printed_setting(tmp_path, expression, unset={"DATABASE_PREPARED_STATEMENTS"}, DATABASE_URL=url, **overrides)
+    )
+
+
+def test_webhooks_to_private_networks_are_refused_in_production_unless_allowed(tmp_path):
+    def allowed(**overrides: str) -> str:
+        unset = {"DEBUG", "WEBHOOK_ALLOW_PRIVATE_NETWORKS"}
+        return printed_setting(tmp_path, "s.WEBHOOK_ALLOW_PRIVATE_NETWORKS", unset=unset, **overrides)
+
+    assert allowed() == "False"
+    assert allowed(WEBHOOK_ALLOW_PRIVATE_NETWORKS="true") == "True"
+    assert allowed(DEBUG="true") == "True"
+    assert allowed(DEBUG="true", WEBHOOK_ALLOW_PRIVATE_NETWORKS="false") == "False"
 
 
 def test_postgres_urls_keep_connections_with_health_checks_and_prepare_repeated_statements(tmp_path):
