@@ -41,14 +41,14 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 
 # What each kind of action needs besides being staff: the job model's own permissions, as in the admin, so
-# that a staff account allowed only to look (view) cannot cancel, run or delete.
+# that a staff account allowed only to look (view) cannot cancel, run, settle or delete.
 CHANGE_JOBS = "scheduler.change_job"
 DELETE_JOBS = "scheduler.delete_job"
 
 
 def require_permission(request: HttpRequest, permission: str) -> None:
     if not request.user.has_perm(permission):
-        verb = "delete" if permission == DELETE_JOBS else "cancel or run"
+        verb = "delete" if permission == DELETE_JOBS else "cancel, run or settle"
         raise PermissionDenied(f"Your account may look at jobs but not {verb} them ({permission}).")
 
 

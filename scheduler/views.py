@@ -1,7 +1,7 @@
 """The job pages: /jobs (the list, live) and /jobs/<id> (one job, live), and the operators' actions.
 
 Reads go through ``selectors``, state changes through ``services``. Staff only, and the actions also need the
-job model's change (cancel, run now) or delete permission; every action is a POST with CSRF, and the
+job model's change (cancel, run now, settle) or delete permission; every action is a POST with CSRF, and the
 destructive ones (cancel, delete, cancel all, bulk) show a confirmation page first.
 """
 
@@ -213,6 +213,7 @@ def job_run_now(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
+@permission_required(CHANGE_JOBS)
 def job_settle(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark a job that needs attention as settled: an operator checked that its work is done."""
     _job_for_action(pk)

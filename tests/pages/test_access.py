@@ -6,13 +6,20 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 
-from scheduler.models import Job, State
+from scheduler.models import EventKind, Job, State
 from tests.pages.conftest import PASSWORD, staff_user
 
 pytestmark = pytest.mark.django_db
 
 PAGES = ["/jobs/", "/jobs/rows/", "/jobs/cancel-all/", "/jobs/{pk}/", "/jobs/{pk}/live/", "/jobs/{pk}/cancel/"]
-ACTIONS = ["/jobs/{pk}/cancel/", "/jobs/{pk}/run-now/", "/jobs/{pk}/delete/", "/jobs/cancel-all/", "/jobs/bulk/"]
+ACTIONS = [
+    "/jobs/{pk}/cancel/",
+    "/jobs/{pk}/run-now/",
+    "/jobs/{pk}/settle/",
+    "/jobs/{pk}/delete/",
+    "/jobs/cancel-all/",
+    "/jobs/bulk/",
+]
 
 
 @pytest.fixture
@@ -61,6 +68,13 @@ def test_staff_allowed_only_to_view_jobs_cannot_act(viewer_client, make_job, url
         response = viewer_client.post(url.format(pk=job.pk), data)
         assert response.status_code == 403
     assert {job.pk: job.state for job in Job.objects.all()} == {waiting.pk: State.SCHEDULED, over.pk: State.FAILED}
+
+
+def test_staff_allowed_only_to_view_jobs_cannot_mark_a_job_that_needs_attention_settled(viewer_client, make_job):
+    job = make_job(State.ATTENTION)
+    assert viewer_client.post(f"/jobs/{job.pk}/settle/").status_code == 403
+    assert Job.objects.get(pk=job.pk).state == State.ATTENTION
+    assert not job.events.filter(kind=EventKind.SETTLED).exists()
 
 
 @pytest.mark.parametrize("url", ["/jobs/{pk}/cancel/", "/jobs/{pk}/delete/", "/jobs/cancel-all/"])
