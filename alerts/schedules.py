@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from celery.schedules import crontab_parser
+from celery.schedules import ParseException, crontab_parser
 from dateutil.relativedelta import relativedelta
 from django.db import models
 from django.utils import timezone
@@ -194,7 +194,7 @@ def parse_crontab(text: str) -> Crontab:
             raise ScheduleError(f"The {name} field “{part}” must be numbers from {lowest} to {highest}.")
         try:
             values = crontab_parser(highest - lowest + 1, lowest).parse(part)
-        except ValueError as exc:
+        except (ValueError, ParseException) as exc:  # ParseException ("empty part") is not a ValueError
             raise ScheduleError(
                 f"The {name} field “{part}” is not valid ({exc}); use {lowest}-{highest}, *, a-b, */n or a,b."
             ) from None

@@ -82,11 +82,24 @@ def test_an_unreadable_relative_spec_says_what_was_expected(admin_client):
     assert "Could not read “next tuesday”; expected one or more terms" in errors_of(response)["relative_spec"][0]
 
 
-def test_an_invalid_crontab_field_is_named(admin_client):
+@pytest.mark.parametrize(
+    "crontab, message", [("0 25 * * *", "The hour field “25”"), ("1,,2 * * * *", "The minute field “1,,2”")]
+)
+def test_an_invalid_crontab_field_is_named(admin_client, crontab, message):
     response = admin_client.post(
-        "/admin/alerts/alert/add/", alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="0 25 * * *")
+        "/admin/alerts/alert/add/", alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab=crontab)
     )
-    assert "The hour field “25”" in errors_of(response)["crontab"][0]
+    assert message in errors_of(response)["crontab"][0]
+    assert not Alert.objects.exists()
+
+
+def test_a_crontab_celery_cannot_parse_is_named_when_an_alert_is_changed(admin_client):
+    alert = AlertFactory(schedule_kind=ScheduleKind.CRONTAB, send_at=None, crontab="0 9 * * *")
+    data = alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab="-5 * * * *")
+    response = admin_client.post(f"/admin/alerts/alert/{alert.pk}/change/", data)
+    assert "The minute field “-5”" in errors_of(response)["crontab"][0]
+    alert.refresh_from_db()
+    assert alert.crontab == "0 9 * * *"
 
 
 def test_a_recurring_alert_is_planned_in_its_timezone_by_the_planner_not_by_a_beat_entry(admin_client):
@@ -131,6 +144,14 @@ def test_the_preview_shows_occurrences_before_saving_and_errors_for_a_bad_schedu
     bad = admin_client.get("/admin/alerts/alert/preview/", {**data, "crontab": "0 9 * *"}).content.decode()
     assert "got 4 field(s)" in bad
     assert not Alert.objects.exists()
+
+
+@pytest.mark.parametrize("crontab", ["1,,2 * * * *", "-5 * * * *", "*/ * * * *"])
+def test_the_preview_names_a_crontab_field_celery_cannot_parse(admin_client, crontab):
+    data = alert_form(schedule_kind=ScheduleKind.CRONTAB, crontab=crontab)
+    response = admin_client.get("/admin/alerts/alert/preview/", data)
+    assert response.status_code == 200
+    assert "The minute field" in response.content.decode()
 
 
 def test_pause_resume_cancel_and_duplicate_actions(admin_client):

@@ -133,6 +133,10 @@ class TestCrontab:
             ("0 9 * * 8", "The day of week field “8”"),
             ("mon 9 * * *", "The minute field “mon” must be numbers from 0 to 59"),
             ("*/0 9 * * *", "The minute field “*/0”"),
+            # Celery's parser raises its own ParseException, not a ValueError, for these.
+            ("1,,2 * * * *", "The minute field “1,,2” is not valid (empty part)"),
+            ("-5 * * * *", "The minute field “-5” is not valid (negative numbers not supported)"),
+            ("*/ * * * *", "The minute field “*/” is not valid (empty filter)"),
         ],
     )
     def test_invalid_fields_are_named_in_the_error(self, text, message):

@@ -57,6 +57,8 @@ def test_an_explicit_offset_is_that_instant(api):
         ({"send_at": "2030-02-01T09:00"}, "send_at", "This time has passed"),
         ({"send_sms": False, "send_email": False}, "send_sms", "Choose at least one channel"),
         ({"schedule_kind": "crontab", "crontab": "61 * * * *"}, "crontab", "minute"),
+        ({"schedule_kind": "crontab", "crontab": "1,,2 * * * *"}, "crontab", "The minute field “1,,2”"),
+        ({"schedule_kind": "crontab", "crontab": "0 -5 * * *"}, "crontab", "The hour field “-5”"),
         ({"schedule_kind": "relative", "relative_spec": "+2 fortnights"}, "relative_spec", "not a unit"),
         ({"schedule_kind": "interval"}, "interval_every", "How many units"),
         ({"message": "Hi {{ contact.name"}, "message", "not closed"),
