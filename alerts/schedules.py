@@ -83,6 +83,7 @@ _UNITS = {
 _TERM = re.compile(r"([+-])\s*(\d+)\s*([a-z]+)")
 _AT = re.compile(r"\bat\s+(\d{1,2}):(\d{2})\s*$")
 _ELAPSED = ("minutes", "hours")
+OUTSIDE_THE_CALENDAR = "That lands outside the calendar (years 1 to 9999); use smaller amounts."
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,23 @@ class RelativeSpec:
     at: time | None
 
     def resolve(self, base: datetime, tz: ZoneInfo) -> datetime:
-        """Calendar units (and ``at``) on the wall clock with the DST policy, then elapsed units on the instant."""
-        if not self.calendar and self.at is None:
-            # Hours and minutes alone count from the instant itself: its wall-clock reading may occur twice
-            # (the repeated autumn hour), and reading it back would pick the first pass, an hour early.
-            return base.astimezone(UTC) + self.elapsed
-        local = wall_clock(base, tz) + self.calendar
-        if self.at is not None:
-            local = datetime.combine(local.date(), self.at)
-        return resolve_local(local, tz) + self.elapsed
+        """Calendar units (and ``at``) on the wall clock with the DST policy, then elapsed units on the instant.
+
+        Raises ``ScheduleError`` when the result falls outside the years ``datetime`` can hold.
+        """
+        try:
+            if not self.calendar and self.at is None:
+                # Hours and minutes alone count from the instant itself: its wall-clock reading may occur twice
+                # (the repeated autumn hour), and reading it back would pick the first pass, an hour early.
+                return base.astimezone(UTC) + self.elapsed
+            local = wall_clock(base, tz) + self.calendar
+            if self.at is not None:
+                local = datetime.combine(local.date(), self.at)
+            return resolve_local(local, tz) + self.elapsed
+        except (OverflowError, ValueError):
+            # Adding a timedelta past year 9999 overflows; relativedelta's years and months give a ValueError
+            # ("year 11026 is out of range"). Either way the spec asked for a time no calendar here can hold.
+            raise ScheduleError(OUTSIDE_THE_CALENDAR) from None
 
 
 def parse_relative(spec: str) -> RelativeSpec:
@@ -132,7 +141,11 @@ def parse_relative(spec: str) -> RelativeSpec:
     if at is not None and any(unit in amounts for unit in _ELAPSED):
         raise ScheduleError("“at HH:MM” goes with days, weeks, months or years, not with hours or minutes.")
     calendar = relativedelta(**{unit: n for unit, n in amounts.items() if unit not in _ELAPSED})
-    elapsed = timedelta(**{unit: n for unit, n in amounts.items() if unit in _ELAPSED})
+    try:
+        elapsed = timedelta(**{unit: n for unit, n in amounts.items() if unit in _ELAPSED})
+    except OverflowError:
+        # More minutes or hours than a timedelta holds (999,999,999 days): far beyond any datetime anyway.
+        raise ScheduleError(OUTSIDE_THE_CALENDAR) from None
     return RelativeSpec(calendar=calendar, elapsed=elapsed, at=at)
 
 
@@ -229,8 +242,8 @@ def resolve_relative(alert: Alert, *, now: datetime | None = None) -> datetime:
     """Fix a relative alert's base (empty: ``now``) and set its ``send_at`` from its spec; return it.
 
     Called wherever an alert is validated (the model's ``clean``, hence the admin form), so an alert saved
-    outside the admin gets its time too. Raises ``ScheduleError`` for a spec that cannot be read; whether a
-    time in the past is acceptable is the caller's decision.
+    outside the admin gets its time too. Raises ``ScheduleError`` for a spec that cannot be read or that lands
+    outside the calendar; whether a time in the past is acceptable is the caller's decision.
     """
     spec = parse_relative(alert.relative_spec or "")
     if alert.relative_base is None:
@@ -242,7 +255,7 @@ def resolve_relative(alert: Alert, *, now: datetime | None = None) -> datetime:
 def resolve_times(alert: Alert, *, now: datetime | None = None) -> None:
     """Fix what counts from the moment of saving: a relative alert's base and time, an interval's start.
 
-    Raises ``ScheduleError`` for a relative spec that cannot be read.
+    Raises ``ScheduleError`` for a relative spec that cannot be read or that lands outside the calendar.
     """
     now = now or timezone.now()
     if alert.schedule_kind == ScheduleKind.RELATIVE:

@@ -84,6 +84,24 @@ def test_an_unreadable_relative_spec_is_refused_outside_the_admin_too():
     assert "Could not read “next tuesday”" in error.value.message_dict["relative_spec"][0]
 
 
+@pytest.mark.parametrize("spec", ["+9000 years", "+3000000 days", "+99999999999 minutes"])
+def test_a_relative_spec_beyond_the_calendar_is_refused_outside_the_admin_too(spec):
+    alert = unsaved(schedule_kind=ScheduleKind.RELATIVE, relative_spec=spec)
+    with pytest.raises(ValidationError) as error:
+        alert.full_clean()
+    assert "outside the calendar" in error.value.message_dict["relative_spec"][0]
+
+
+@pytest.mark.parametrize("spec", ["+9000 years", "+3000000 days", "+99999999999 minutes"])
+def test_the_admin_form_names_a_relative_spec_beyond_the_calendar(admin_client, spec):
+    response = admin_client.post(
+        "/admin/alerts/alert/add/", alert_form(schedule_kind=ScheduleKind.RELATIVE, relative_spec=spec)
+    )
+    [message] = errors_of(response)["relative_spec"]
+    assert "outside the calendar" in message
+    assert not Alert.objects.exists()
+
+
 def test_the_admin_form_names_an_unreadable_relative_spec_once(admin_client):
     data = alert_form(schedule_kind=ScheduleKind.RELATIVE, relative_spec="next tuesday")
     response = admin_client.post("/admin/alerts/alert/add/", data)

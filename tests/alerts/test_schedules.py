@@ -93,6 +93,13 @@ class TestRelativeSpecs:
         assert message in str(error.value)
         assert "expected" in str(error.value) or "use" in str(error.value) or "goes with" in str(error.value)
 
+    @pytest.mark.parametrize(
+        "spec", ["+9000 years", "-3000 years", "+3000000 days", "+99999999999 minutes", "+9999999999999999 minutes"]
+    )
+    def test_a_spec_that_lands_outside_the_calendar_is_a_schedule_error(self, spec):
+        with pytest.raises(ScheduleError, match="outside the calendar"):
+            parse_relative(spec).resolve(utc(2026, 1, 15, 9, 15), PARIS)
+
 
 class TestCrontab:
     def test_weekday_mornings_in_a_non_utc_zone(self):

@@ -60,6 +60,8 @@ def test_an_explicit_offset_is_that_instant(api):
         ({"schedule_kind": "crontab", "crontab": "1,,2 * * * *"}, "crontab", "The minute field “1,,2”"),
         ({"schedule_kind": "crontab", "crontab": "0 -5 * * *"}, "crontab", "The hour field “-5”"),
         ({"schedule_kind": "relative", "relative_spec": "+2 fortnights"}, "relative_spec", "not a unit"),
+        ({"schedule_kind": "relative", "relative_spec": "+9000 years"}, "relative_spec", "outside the calendar"),
+        ({"schedule_kind": "relative", "relative_spec": "+3000000 days"}, "relative_spec", "outside the calendar"),
         ({"schedule_kind": "interval"}, "interval_every", "How many units"),
         ({"message": "Hi {{ contact.name"}, "message", "not closed"),
         ({"timezone": "Mars/Olympus"}, "timezone", ""),
