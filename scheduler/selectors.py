@@ -230,7 +230,8 @@ def jobs_filtered(filters: JobFilters) -> QuerySet[Job]:
         jobs = jobs.filter(label__icontains=filters.search)
     if filters.changed_from is not None:
         jobs = jobs.filter(modified_at__gte=datetime.combine(filters.changed_from, time.min, tzinfo=UTC))
-    if filters.changed_to is not None:
+    # The last day of the calendar has no next day to stop before, and bounds nothing anyway.
+    if filters.changed_to is not None and filters.changed_to < date.max:
         next_day = filters.changed_to + timedelta(days=1)
         jobs = jobs.filter(modified_at__lt=datetime.combine(next_day, time.min, tzinfo=UTC))
     return jobs

@@ -39,6 +39,13 @@ def test_an_invalid_filter_is_a_field_keyed_400(api, query):
     assert query.split("=")[0] in response.json()
 
 
+def test_a_range_to_the_last_day_of_the_calendar_has_no_upper_bound(api):
+    job = JobFactory()
+    response = api.get("/api/v1/jobs/?changed_to=9999-12-31")
+    assert response.status_code == 200
+    assert [found["id"] for found in response.json()["results"]] == [job.pk]
+
+
 def test_a_list_page_costs_the_same_queries_at_any_size(api):
     JobFactory.create_batch(3)
     api.get("/api/v1/jobs/")  # the token's first use writes its last_used_at

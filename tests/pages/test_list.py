@@ -152,6 +152,13 @@ def test_the_date_range_covers_whole_utc_days_of_the_last_change(staff_client, m
     assert listed(staff_client.get(f"/jobs/?changed_to={day - timedelta(days=1)}")) == [before.pk]
 
 
+def test_a_range_to_the_last_day_of_the_calendar_has_no_upper_bound(staff_client, make_job):
+    job = make_job()
+    response = staff_client.get("/jobs/?changed_to=9999-12-31")
+    assert listed(response) == [job.pk]
+    assert listed(staff_client.get(f"/jobs/?changed_from={T0.date()}&changed_to=9999-12-31")) == [job.pk]
+
+
 def test_a_reversed_date_range_is_reported_and_ignored(staff_client, make_job):
     job = make_job()
     response = staff_client.get("/jobs/?changed_from=2030-06-02&changed_to=2030-06-01")

@@ -41,6 +41,13 @@ def test_cancelling_what_matches_cancels_the_active_jobs_of_the_filter_only(staf
     assert states(waiting, running, done, other) == [State.CANCELLED, State.CANCELLED, State.SUCCEEDED, State.SCHEDULED]
 
 
+def test_a_range_to_the_last_day_of_the_calendar_matches_every_job_changed_since_its_start(staff_client, make_job):
+    job = make_job(State.SCHEDULED)
+    confirmation = page_text(staff_client.get("/jobs/matching/cancel/?changed_to=9999-12-31"))
+    assert "Cancel 1 job matching the filters?" in confirmation
+    assert states(job) == [State.SCHEDULED]
+
+
 def test_a_batch_action_needs_a_filter(staff_client, make_job):
     job = make_job(State.SCHEDULED)
     response = staff_client.post("/jobs/matching/cancel/", follow=True)
