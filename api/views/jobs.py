@@ -5,6 +5,8 @@ Reads go through ``scheduler.selectors`` and writes through ``scheduler.services
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -46,6 +48,13 @@ def _operator(request) -> str:
     return f"{request.user.get_username()} (API)"
 
 
+def _job_number(pk: str) -> int:
+    """The job id in the URL. The router matches any path segment, so "abc" gets here: it names no job."""
+    if not re.fullmatch(r"[0-9]+", pk):
+        raise NotFound(f"There is no job “{pk}”: a job's id is a number.")
+    return int(pk)
+
+
 class _OnePageSchema(AutoSchema):
     """The list answers one object (a page with its cursors), not the list of jobs drf-spectacular assumes."""
 
@@ -61,7 +70,7 @@ class JobViewSet(ModelPermissionsMixin, viewsets.GenericViewSet):
     action_permissions = {"cancel": "change", "run_now": "change", "cancel_all": "change"}
 
     def _job_id(self) -> int:
-        job_id = int(self.kwargs["pk"])
+        job_id = _job_number(self.kwargs["pk"])
         if not Job.objects.filter(pk=job_id).exists():
             raise NotFound(f"There is no job #{job_id}; it may have been deleted.")
         return job_id
@@ -89,7 +98,7 @@ class JobViewSet(ModelPermissionsMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None) -> Response:
         """The job with its timeline and errors. Reading it here does not mark it seen (the page does)."""
         try:
-            job = selectors.job_for_page(int(pk))
+            job = selectors.job_for_page(_job_number(pk))
         except Job.DoesNotExist:
             raise NotFound(f"There is no job #{pk}; it may have been deleted.") from None
         return Response(JobDetailSerializer(job).data)

@@ -76,6 +76,23 @@ def test_cancel_then_delete_and_the_conflicts_in_between(api):
     assert api.get(f"/api/v1/jobs/{job.pk}/").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("get", "/api/v1/jobs/abc/"),
+        ("get", "/api/v1/jobs/1e3/"),
+        ("delete", "/api/v1/jobs/abc/"),
+        ("post", "/api/v1/jobs/abc/cancel/"),
+        ("post", "/api/v1/jobs/abc/run-now/"),
+    ],
+)
+def test_an_id_that_is_not_a_number_is_an_unknown_job(api, method, url):
+    JobFactory()
+    response = getattr(api, method)(url)
+    assert response.status_code == 404
+    assert "no job" in response.json()["detail"]
+
+
 def test_cancel_all_needs_the_confirmation(api):
     JobFactory.create_batch(2)
     JobFactory(state=State.SUCCEEDED)
