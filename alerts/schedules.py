@@ -234,8 +234,20 @@ def interval_occurrences(start: datetime, step: timedelta, after: datetime, coun
 INTERVAL_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
 
 
+# Longer is a typo (days for minutes), and far longer overflows a timedelta (2,147,483,647 days).
+LONGEST_INTERVAL = timedelta(days=3660)
+
+
 def alert_interval(alert: Alert) -> timedelta:
     return (alert.interval_every or 0) * INTERVAL_UNITS[alert.interval_unit]
+
+
+def check_interval(alert: Alert) -> None:
+    """Raise ``ScheduleError`` for an interval longer than ``LONGEST_INTERVAL`` (about ten years)."""
+    unit = INTERVAL_UNITS.get(alert.interval_unit)
+    if unit is not None and (alert.interval_every or 0) > LONGEST_INTERVAL / unit:
+        most = LONGEST_INTERVAL // unit
+        raise ScheduleError(f"At most {most:,} {alert.interval_unit} between occurrences (about ten years).")
 
 
 def resolve_relative(alert: Alert, *, now: datetime | None = None) -> datetime:
@@ -255,13 +267,16 @@ def resolve_relative(alert: Alert, *, now: datetime | None = None) -> datetime:
 def resolve_times(alert: Alert, *, now: datetime | None = None) -> None:
     """Fix what counts from the moment of saving: a relative alert's base and time, an interval's start.
 
-    Raises ``ScheduleError`` for a relative spec that cannot be read or that lands outside the calendar.
+    Raises ``ScheduleError`` for a relative spec that cannot be read or that lands outside the calendar, and
+    for an interval longer than ``LONGEST_INTERVAL``.
     """
     now = now or timezone.now()
     if alert.schedule_kind == ScheduleKind.RELATIVE:
         resolve_relative(alert, now=now)
-    elif alert.schedule_kind == ScheduleKind.INTERVAL and alert.starts_at is None:
-        alert.starts_at = now
+    elif alert.schedule_kind == ScheduleKind.INTERVAL:
+        check_interval(alert)
+        if alert.starts_at is None:
+            alert.starts_at = now
 
 
 def alert_due_times(alert: Alert, *, after: datetime | None = None, count: int = 5) -> list[datetime]:

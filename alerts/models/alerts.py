@@ -231,7 +231,8 @@ class Alert(models.Model):
         try:
             schedules.resolve_times(self)
         except schedules.ScheduleError as exc:
-            raise ValidationError({"relative_spec": str(exc)}) from None
+            field = "interval_every" if self.schedule_kind == ScheduleKind.INTERVAL else "relative_spec"
+            raise ValidationError({field: str(exc)}) from None
 
     def abort_reason(self, now) -> str | None:
         """Why nothing should be sent for this alert now, or ``None`` if it should."""

@@ -102,6 +102,15 @@ def test_the_admin_form_names_a_relative_spec_beyond_the_calendar(admin_client, 
     assert not Alert.objects.exists()
 
 
+def test_an_interval_of_more_than_ten_years_is_refused_outside_the_admin_too():
+    alert = unsaved(schedule_kind=ScheduleKind.INTERVAL, interval_every=2**31 - 1, interval_unit="days")
+    with pytest.raises(ValidationError) as error:
+        alert.full_clean()
+    assert error.value.message_dict["interval_every"] == ["At most 3,660 days between occurrences (about ten years)."]
+    alert.interval_every = 3660
+    alert.full_clean()
+
+
 def test_the_admin_form_names_an_unreadable_relative_spec_once(admin_client):
     data = alert_form(schedule_kind=ScheduleKind.RELATIVE, relative_spec="next tuesday")
     response = admin_client.post("/admin/alerts/alert/add/", data)

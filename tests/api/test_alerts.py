@@ -63,6 +63,16 @@ def test_an_explicit_offset_is_that_instant(api):
         ({"schedule_kind": "relative", "relative_spec": "+9000 years"}, "relative_spec", "outside the calendar"),
         ({"schedule_kind": "relative", "relative_spec": "+3000000 days"}, "relative_spec", "outside the calendar"),
         ({"schedule_kind": "interval"}, "interval_every", "How many units"),
+        (
+            {"schedule_kind": "interval", "interval_every": 2**31 - 1, "interval_unit": "days"},
+            "interval_every",
+            "At most 3,660 days",
+        ),
+        (
+            {"schedule_kind": "interval", "interval_every": 5_270_401, "interval_unit": "minutes"},
+            "interval_every",
+            "At most 5,270,400 minutes",
+        ),
         ({"message": "Hi {{ contact.name"}, "message", "not closed"),
         ({"timezone": "Mars/Olympus"}, "timezone", ""),
         ({"recipients": [999999]}, "recipients", "999999"),
