@@ -58,7 +58,8 @@ class RetryPolicy:
             return Decision(False, reason=f"attempt {job.attempts} was the last")
         if worker_lost:
             return Decision(True, eta=now)
-        return Decision(True, eta=now + (delay or self.backoff(job)))
+        # A delay of zero (``Retry-After: 0``) is a delay asked for, not a missing one.
+        return Decision(True, eta=now + (self.backoff(job) if delay is None else delay))
 
 
 retry_policy = RetryPolicy()

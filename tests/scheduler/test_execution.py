@@ -17,6 +17,7 @@ from scheduler.models import EventKind, Job, State
 from tests.conftest import wait_until
 from tests.testapp.models import BodyRun
 from tests.testapp.tasks import (
+    asks_for_a_delay,
     broken,
     echo,
     flaky,
@@ -91,6 +92,15 @@ def test_a_temporary_error_retries_an_hour_later_without_holding_the_broker(sett
     assert job.result == 2
     assert list(BodyRun.objects.filter(job_id=job.pk).values_list("attempt", flat=True)) == [1, 2]
     assert "retried" in kinds(job)
+
+
+def test_a_retry_asked_for_after_no_delay_follows_at_once_not_after_the_tasks_delay():
+    job = asks_for_a_delay.enqueue(0)  # a webhook's "Retry-After: 0"; the task's own delay is an hour
+    wait_until(lambda: Job.objects.get(pk=job.pk).errors, what="the first attempt to fail")
+    job.refresh_from_db()
+    assert job.eta == job.events.get(kind=EventKind.RETRIED).at
+    job.wait(timeout=20)
+    assert job.state == State.SUCCEEDED and job.result == 2
 
 
 def test_the_last_attempt_fails_the_job_with_every_error_kept():

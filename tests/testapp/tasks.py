@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.db import connection
 
+from scheduler.errors import RetryLater
 from scheduler.models import Job
 from scheduler.tracked import tracked_task
 from tests.testapp.models import BodyRun
@@ -32,6 +33,16 @@ def flaky(job, succeed_on_attempt):
     _record(job)
     if job.attempt < succeed_on_attempt:
         raise ProviderDown(f"provider down on attempt {job.attempt}")
+    return job.attempt
+
+
+@tracked_task(name="tests.asks_for_a_delay", max_attempts=2, retry_delay=timedelta(hours=1))
+def asks_for_a_delay(job, seconds):
+    """The first attempt asks for the next one after ``seconds`` (a provider's ``Retry-After``); the next
+    one finishes."""
+    _record(job)
+    if job.attempt == 1:
+        raise RetryLater("provider busy", delay=timedelta(seconds=seconds))
     return job.attempt
 
 
