@@ -39,13 +39,16 @@ def cancel_all(
     holds SQLite's only write lock.
     """
     now = now or timezone.now()
+    # Written as the ORM writes it: SQLite's driver would store an aware time with its "+00:00", text that
+    # compares wrongly with the ORM's times (the job list's keyset on modified_at skipped these jobs).
+    at = connection.ops.adapt_datetimefield_value(now)
     job, event = Job._meta.db_table, JobEvent._meta.db_table
     where_params = sorted(ACTIVE_STATES)
     where = f"state IN ({', '.join(['%s'] * len(where_params))})"
     if target is not None:
         where += " AND target_type_id = %s AND target_id = %s"  # the job_target index, as jobs_for_target
         where_params += target
-    values = [State.CANCELLED, now, now, reason[:500]]
+    values = [State.CANCELLED, at, at, reason[:500]]
     update = (
         f"UPDATE {job} SET state = %s, modified_at = %s, finished_at = %s, status_message = %s, "
         f"lease_expires_at = NULL WHERE {where}"
@@ -58,7 +61,7 @@ def cancel_all(
                 "SELECT id, %s, %s, '', %s FROM cancelled) "
                 "SELECT (SELECT COUNT(*) FROM cancelled), (SELECT COALESCE(array_agg(celery_task_id), '{}') "
                 "FROM cancelled WHERE celery_task_id <> '' AND published_at IS NOT NULL)",
-                [*values, *where_params, EventKind.CANCELLED, now, reason[:500]],
+                [*values, *where_params, EventKind.CANCELLED, at, reason[:500]],
             )
             count, task_ids = cursor.fetchone()
             return count, list(task_ids)
@@ -70,7 +73,7 @@ def cancel_all(
         cursor.execute(
             f"INSERT INTO {event} (job_id, kind, at, hostname, message) "
             f"SELECT id, %s, %s, '', %s FROM {job} WHERE {where}",
-            [EventKind.CANCELLED, now, reason[:500], *where_params],
+            [EventKind.CANCELLED, at, reason[:500], *where_params],
         )
         cursor.execute(update, [*values, *where_params])
         return cursor.rowcount, task_ids

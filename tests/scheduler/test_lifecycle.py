@@ -20,7 +20,8 @@ from scheduler.lifecycle import (
     succeed,
     transition,
 )
-from scheduler.models import FINAL_STATES, EventKind, Job, State
+from scheduler.models import FINAL_STATES, EventKind, Job, JobEvent, State
+from scheduler.selectors import JobFilters, jobs_page
 from scheduler.services import job_cancel
 from tests.factories import JobFactory
 
@@ -166,6 +167,24 @@ def test_cancel_all_cancels_every_active_job_with_one_event_each_and_names_the_m
     done.refresh_from_db()
     assert done.state == State.SUCCEEDED and not done.events.exists()
     assert cancel_all(reason="again") == (0, [])
+
+
+@pytest.mark.django_db
+def test_cancel_all_writes_its_times_as_the_orm_does_so_that_filters_and_the_job_list_find_every_job():
+    now = timezone.now()
+    jobs = {JobFactory(state=State.QUEUED, celery_task_id=f"t{i}", published_at=now).pk for i in range(3)}
+
+    cancel_all(reason="stop everything", now=now)
+
+    assert set(Job.objects.filter(modified_at=now, finished_at=now).values_list("pk", flat=True)) == jobs
+    assert set(Job.objects.filter(modified_at__lte=now).values_list("pk", flat=True)) == jobs
+    assert set(JobEvent.objects.filter(at=now).values_list("job_id", flat=True)) == jobs
+    page = jobs_page(JobFilters(), size=1)
+    listed = page.ids
+    while page.next_cursor is not None:
+        page = jobs_page(JobFilters(), after=page.next_cursor, size=1)
+        listed += page.ids
+    assert sorted(listed) == sorted(jobs), "paging the list by (modified_at, id) skipped cancelled jobs"
 
 
 @pytest.mark.django_db
