@@ -168,9 +168,10 @@ def run(
         return State.CANCELLED
     except SystemExit as exc:
         # billiard turns SIGTERM in a pool process into SystemExit, so that finally blocks and context
-        # managers run; record it as this attempt's error before the process exits.
+        # managers run; record it as this attempt's error before the process exits. Its worker is going
+        # away, as a killed one is gone: the next attempt is due at once, as after the sweep's rescue.
         terminated = WorkerTerminated(f"the worker process received SIGTERM (exit code {exc.code})")
-        outcome.failed(terminated, retryable=True, runtime=time.monotonic() - started)
+        outcome.failed(terminated, retryable=True, runtime=time.monotonic() - started, worker_lost=True)
         raise
     except Exception as exc:
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
@@ -218,8 +219,10 @@ class _Outcome:
     def aborted(self, reason: str, *, runtime: float) -> State | None:
         return self._recorded(lifecycle.abort(self.job.pk, reason=reason, runtime=runtime, **self.owner), State.ABORTED)
 
-    def failed(self, exc: BaseException, *, retryable: bool, runtime: float) -> State | None:
-        state = lifecycle.fail_attempt(self.job, exc, retryable=retryable, runtime=runtime, **self.owner)
+    def failed(self, exc: BaseException, *, retryable: bool, runtime: float, worker_lost: bool = False) -> State | None:
+        state = lifecycle.fail_attempt(
+            self.job, exc, retryable=retryable, runtime=runtime, worker_lost=worker_lost, **self.owner
+        )
         if state is None:
             return self._recorded(False, State.FAILED)
         if state == State.RETRYING:

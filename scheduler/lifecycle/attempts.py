@@ -158,16 +158,26 @@ def abort(job_id: int, *, task_id: str, hostname: str, reason: str, runtime: flo
 
 
 def fail_attempt(
-    job: Job, exc: BaseException, *, task_id: str, hostname: str, retryable: bool, runtime: float
+    job: Job,
+    exc: BaseException,
+    *,
+    task_id: str,
+    hostname: str,
+    retryable: bool,
+    runtime: float,
+    worker_lost: bool = False,
 ) -> State | None:
-    """Record a failed attempt; ``retry_policy`` decides between ``retrying`` and ``failed``.
+    """Record a failed attempt; ``retry_policy`` decides between ``retrying`` and ``failed``. ``worker_lost``:
+    the attempt ended because its worker process is going away (SIGTERM), not on its merits.
 
     Returns the state it moved to, ``None`` if the attempt no longer owned the job.
     """
     now = timezone.now()
     errors = [*job.errors, error_record(exc, attempt=job.attempts, retryable=retryable, now=now)]
     summary = f"{type(exc).__name__}: {exc}"[:500]
-    decision = retry_policy.decide(job, retryable=retryable, now=now, delay=getattr(exc, "delay", None))
+    decision = retry_policy.decide(
+        job, retryable=retryable, now=now, worker_lost=worker_lost, delay=getattr(exc, "delay", None)
+    )
     common = {"task_id": task_id, "hostname": hostname, "runtime": runtime, "now": now, "errors": errors}
     if decision.retry:
         changed = _end_attempt(

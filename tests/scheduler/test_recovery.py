@@ -128,12 +128,17 @@ def test_the_messages_a_killed_worker_held_are_republished_once(broker, worker_p
     assert BodyRun.objects.filter(job_id__in=[job.pk for job in held]).count() == len(held)
 
 
-def test_sigterm_becomes_a_recorded_error_after_clean_up_and_another_attempt_follows(worker_process, tmp_path):
+def test_sigterm_becomes_a_recorded_error_after_clean_up_and_another_attempt_follows_at_once(worker_process, tmp_path):
     worker_process()
     held = tmp_path / "held"
-    job = holds_a_file.enqueue(str(held), 60)
+    # The attempt did not fail on its merits: the next one must not wait out the task's hour, as after a
+    # killed worker.
+    job = holds_a_file.enqueue_with(args=[str(held), 60], retry_delay=timedelta(hours=1))
     run = first_run(job)
     os.kill(run.pid, signal.SIGTERM)
+    wait_until(lambda: Job.objects.get(pk=job.pk).errors, timeout=60, what="the terminated attempt to be recorded")
+    job.refresh_from_db()
+    assert job.eta == job.events.get(kind=EventKind.RETRIED).at
     job.wait(timeout=60)
     assert job.state == State.SUCCEEDED and job.result == 2
     [error] = job.errors
