@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import reprlib
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -134,8 +135,28 @@ class JobContext:
         self.summary = message[:500]
 
 
-def _json_result(value: Any) -> Any:
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+# How a result that JSON cannot hold is kept: reprlib cuts each level short, and a ``__repr__`` that raises
+# gives the type's name instead of an error after the work is done.
+_RESULT_REPR = reprlib.Repr()
+_RESULT_REPR.maxdict = _RESULT_REPR.maxlist = _RESULT_REPR.maxtuple = 50
+_RESULT_REPR.maxset = _RESULT_REPR.maxfrozenset = 50
+_RESULT_REPR.maxstring = _RESULT_REPR.maxother = _RESULT_REPR.maxlong = 500
+MAX_RESULT_REPR_CHARS = 2_000
+
+
+def _stored_result(value: Any) -> tuple[Any, str]:
+    """The body's return value as its job stores it (JSON, with Django's encoder for times, decimals and
+    UUIDs), and ``""``; for a value JSON cannot hold (a set, bytes, a model), ``{"repr": ..., "not_json": why}``
+    and why.
+
+    The body's work is done by now (a message sent, its records waiting to be written with the outcome): a
+    return value is no reason to fail the job, drop those writes and invite an operator to run it again.
+    """
+    try:
+        return json.loads(json.dumps(value, cls=DjangoJSONEncoder)), ""
+    except Exception as exc:  # a TypeError mostly; a cycle's ValueError, or whatever an object's str() raises
+        why = str(exc)[:200]
+        return {"repr": _RESULT_REPR.repr(value)[:MAX_RESULT_REPR_CHARS], "not_json": why}, why
 
 
 def run(
@@ -158,7 +179,7 @@ def run(
     started = time.monotonic()
     outcome = _Outcome(job, task_id=task_id, hostname=hostname)
     try:
-        result = _json_result(body(context, *job.args, **job.kwargs))
+        returned = body(context, *job.args, **job.kwargs)
     except JobAborted as exc:
         state = outcome.aborted(exc.reason, runtime=time.monotonic() - started)
         _run_checks(context)
@@ -177,11 +198,17 @@ def run(
         retryable = isinstance(exc, retry_on + ALWAYS_RETRYABLE)
         return outcome.failed(exc, retryable=retryable, runtime=time.monotonic() - started)
     runtime = time.monotonic() - started
+    result, not_json = _stored_result(returned)
+    summary = context.summary
+    if not_json:
+        logger.warning("job %s: its result is not JSON (%s); stored as its repr", job_id, not_json)
+        note = f"result stored as its repr: {not_json}"
+        summary = (f"{summary} ({note})" if summary else note)[:500]
     # Without writes of its own, the outcome is one statement on PostgreSQL: no transaction around it.
     with transaction.atomic() if context.outcome_writes else nullcontext():
         for write in context.outcome_writes:
             write()
-        recorded = {"runtime": runtime, "summary": context.summary, "with_updates": context.outcome_updates}
+        recorded = {"runtime": runtime, "summary": summary, "with_updates": context.outcome_updates}
         if context.attention:
             state = outcome.needs_attention(result, context.attention, **recorded)
         else:

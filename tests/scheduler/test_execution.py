@@ -23,6 +23,7 @@ from tests.testapp.tasks import (
     flaky,
     no_longer_needed,
     records_with_outcome,
+    returns_a_set,
     tries_with_outcome,
     unsure,
     updates_with_outcome,
@@ -149,6 +150,18 @@ def test_a_write_asked_for_with_the_outcome_is_committed_with_it_and_only_on_suc
     assert (done.state, failed.state) == (State.SUCCEEDED, State.FAILED)
     assert BodyRun.objects.filter(job_id=done.pk, attempt=0).count() == 1
     assert not BodyRun.objects.filter(job_id=failed.pk).exists(), "a body that raised must not have its writes made"
+
+
+def test_a_result_json_cannot_hold_is_stored_as_its_repr_and_the_job_succeeds_with_its_outcome_written():
+    job = returns_a_set.enqueue()
+    job.wait(timeout=20)
+    assert job.state == State.SUCCEEDED
+    not_json = "Object of type set is not JSON serializable"
+    assert job.result == {"repr": "{'sent': 2, 'to': {1, 2}}", "not_json": not_json}
+    assert job.status_message == f"sent 2 of 2 (result stored as its repr: {not_json})"
+    assert sorted(BodyRun.objects.filter(job_id=job.pk).values_list("attempt", flat=True)) == [0, 1], (
+        "the body ran once and its write with the outcome was made"
+    )
 
 
 @pytest.mark.parametrize(("then", "marks"), [("change", [0, 2]), ("miss", [1, 2, 3]), ("abort", [1, 2, 3])])

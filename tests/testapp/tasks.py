@@ -178,3 +178,12 @@ def records_with_outcome(job, then_raise):
     if then_raise:
         raise ValueError("the body failed after asking for a write with its outcome")
     return "done"
+
+
+@tracked_task(name="tests.returns_a_set")
+def returns_a_set(job):
+    """Does its work (a record written with its outcome, a summary), then returns what JSON cannot hold."""
+    _record(job)
+    job.record_with_outcome(lambda: BodyRun.objects.create(job_id=job.id, attempt=0, pid=os.getpid()))
+    job.summarize("sent 2 of 2")
+    return {"sent": 2, "to": {2, 1}}
