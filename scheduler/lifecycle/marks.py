@@ -14,9 +14,15 @@ def _state_once_published(state: str) -> State:
 
 def mark_published(job: Job, *, task_id: str, now: datetime, message: str, republish: bool = False) -> State | None:
     """Publishing claims ``job`` under a fresh task id (``scheduled`` -> ``queued``; a retry stays
-    ``retrying``). A republish must present the lost message's task id. ``None``: someone else did first."""
+    ``retrying``). A republish must present the lost message's task id, still published: an attempt that
+    claimed and failed meanwhile keeps that id but waits unpublished for its retry, which is the
+    dispatcher's to publish at its time. ``None``: someone else did first."""
     target = _state_once_published(job.state)
-    when = {"celery_task_id": job.celery_task_id} if republish else {"published_at__isnull": True}
+    when = (
+        {"celery_task_id": job.celery_task_id, "published_at__isnull": False}
+        if republish
+        else {"published_at__isnull": True}
+    )
     changed = transition(
         job.pk,
         sources=(job.state,),

@@ -11,9 +11,11 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from scheduler import publishing
 from scheduler.models import EventKind, Job, State
 from scheduler.recovery import jobs_sweep
 from tests.conftest import kill_group, purge_queues, queue_size, wait_until
+from tests.factories import JobFactory
 from tests.testapp.models import BodyRun
 from tests.testapp.tasks import echo, holds_a_file, overruns, stalls_first
 
@@ -126,6 +128,19 @@ def test_the_messages_a_killed_worker_held_are_republished_once(broker, worker_p
         job.wait(timeout=60)
         assert job.successful()
     assert BodyRun.objects.filter(job_id__in=[job.pk for job in held]).count() == len(held)
+
+
+def test_a_job_claimed_and_retrying_since_it_was_judged_lost_is_not_republished():
+    # The sweep judged the message lost, then, before it locked the row, a worker claimed the job and the
+    # attempt failed: the same task id, but waiting in the database for a retry an hour away.
+    now = timezone.now()
+    job = JobFactory(
+        state=State.RETRYING, celery_task_id="judged-lost", published_at=None, eta=now + timedelta(hours=1), attempts=1
+    )
+    assert publishing.mark(job, now=now, republish=True, event_message="republished: never claimed") is None
+    job.refresh_from_db()
+    assert (job.celery_task_id, job.published_at) == ("judged-lost", None)
+    assert not job.events.exists()
 
 
 def test_sigterm_becomes_a_recorded_error_after_clean_up_and_another_attempt_follows_at_once(worker_process, tmp_path):
