@@ -1,8 +1,10 @@
 """Retention: finished jobs and their timelines are deleted once they are old enough (Oban's Pruner).
 
-A job is prunable when it is final (succeeded, failed, cancelled, aborted) and its last state change
-(``modified_at``) is older than ``JOB_RETENTION_DAYS``, or ``JOB_FAILED_RETENTION_DAYS`` for a failed
-one. A job that is waiting or running is never deleted, whatever its age.
+A job is prunable when it is final and its last state change (``modified_at``) is older than
+``JOB_RETENTION_DAYS`` (succeeded, cancelled, aborted), or ``JOB_FAILED_RETENTION_DAYS`` (failed, and
+needing attention: an outcome nobody resolved, whose work may not have been done, is kept as long as a
+failure, as the alerts app keeps an occurrence with an unknown delivery). A job that is waiting or running
+is never deleted, whatever its age.
 
 Deletion goes in batches of ``JOB_PRUNE_BATCH_SIZE`` jobs, each in a short transaction of its own, so
 that the job pages, the workers and the dispatcher never wait behind a long delete; on PostgreSQL the
@@ -111,11 +113,14 @@ def prune(
     return report
 
 
+# Outcomes that may still need an operator: kept for the failed retention.
+TROUBLE_STATES = frozenset({State.FAILED, State.ATTENTION})
+
+
 def prunable_jobs(*, now: datetime, policy: Policy) -> QuerySet[Job]:
-    finished = sorted(FINAL_STATES - {State.FAILED})
     return Job.objects.filter(
-        Q(state__in=finished, modified_at__lt=now - policy.retention)
-        | Q(state=State.FAILED, modified_at__lt=now - policy.failed_retention)
+        Q(state__in=sorted(FINAL_STATES - TROUBLE_STATES), modified_at__lt=now - policy.retention)
+        | Q(state__in=sorted(TROUBLE_STATES), modified_at__lt=now - policy.failed_retention)
     )
 
 

@@ -56,6 +56,14 @@ def test_finished_jobs_past_their_retention_go_with_their_events_and_the_rest_st
     assert JobEvent.objects.filter(job_id__in=[job.pk for job in recent]).count() == 6
 
 
+def test_a_job_needing_attention_is_kept_as_long_as_a_failed_one():
+    # Its work may not have been done: it stays in the operators' sight as long as a failure does.
+    kept = [aged(State.ATTENTION, 31), aged(State.ATTENTION, 89)]
+    gone = aged(State.ATTENTION, 91)
+    prune()
+    assert remaining(*kept, gone) == {job.pk for job in kept}
+
+
 def test_the_retention_follows_the_settings(settings):
     settings.JOB_RETENTION_DAYS = 7
     settings.JOB_FAILED_RETENTION_DAYS = 10

@@ -18,14 +18,17 @@ def day_count(value: str) -> int:
 class Command(BaseCommand):
     help = (
         "Delete finished jobs, their events and the apps' records of them older than JOB_RETENTION_DAYS "
-        "(failed jobs: JOB_FAILED_RETENTION_DAYS), in batches. Waiting and running jobs are never deleted."
+        "(failed jobs and those needing attention: JOB_FAILED_RETENTION_DAYS), in batches. Waiting and running "
+        "jobs are never deleted."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
         parser.add_argument("--days", type=day_count, help="keep finished jobs this many days (default: the setting)")
         parser.add_argument(
-            "--failed-days", type=day_count, help="keep failed jobs this many days (default: the setting)"
+            "--failed-days",
+            type=day_count,
+            help="keep failed jobs and those needing attention this many days (default: the setting)",
         )
 
     def handle(self, *args, dry_run: bool, days: int | None, failed_days: int | None, **options) -> None:
@@ -33,5 +36,5 @@ class Command(BaseCommand):
         report = prune(policy=policy, dry_run=dry_run)
         self.stdout.write(
             f"{report} (finished jobs older than {policy.retention.days} days, "
-            f"failed ones older than {policy.failed_retention.days} days)"
+            f"failed ones and those needing attention older than {policy.failed_retention.days} days)"
         )
