@@ -321,7 +321,8 @@ JOB_UNCLAIMED_GRACE = timedelta(seconds=env.int("JOB_UNCLAIMED_GRACE_SECONDS", 6
 JOB_LEASE = timedelta(seconds=env.int("JOB_LEASE_SECONDS", 600, minimum=1))
 JOB_RETRY_DELAY = timedelta(seconds=env.int("JOB_RETRY_DELAY_SECONDS", 3600, minimum=1))
 # Retention (scheduler/retention.py): finished jobs, their events and the apps' records of them are
-# deleted this many days after their last change; failed ones are kept longer, for the post-mortem.
+# deleted this many days after their last change; failed ones and those needing attention (unresolved) are
+# kept longer, for the post-mortem and a resend.
 JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", 30, minimum=1)
 JOB_FAILED_RETENTION_DAYS = env.int("JOB_FAILED_RETENTION_DAYS", 90, minimum=1)
 JOB_PRUNE_INTERVAL = timedelta(seconds=env.int("JOB_PRUNE_INTERVAL_SECONDS", 3600, minimum=60))
