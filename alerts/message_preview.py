@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 
 from alerts.delivery import acknowledgement_url
-from alerts.messages import channel_text, email_subject, sms_size, ucs2_warning
+from alerts.messages import SAMPLE_CONTACT, channel_text, email_subject, sms_size, ucs2_warning
 from alerts.models import Alert, Contact
 from alerts.validators import validate_message_template
 
 MESSAGE_FIELDS = ("name", "message", "sms_text", "email_subject", "email_body")
 TEMPLATE_FIELDS = ("message", "sms_text", "email_subject", "email_body")
-
-
-@dataclass(frozen=True)
-class SampleContact:
-    """Who the preview is for while no recipient is chosen."""
-
-    name: str = "Ada Lovelace"
-    phone: str = "+442079460958"
-    email: str = "ada@example.com"
-    pk: int = 0
 
 
 def _template_errors(alert: Alert) -> dict[str, list[str]]:
@@ -44,11 +32,11 @@ def message_preview_html(alert: Alert, *, contact: Contact | None) -> str:
     errors = _template_errors(alert)
     if not alert.message.strip():
         errors.setdefault("message", []).append("Type a message to see it as a recipient will.")
-    context: dict[str, object] = {"errors": errors, "contact": contact or SampleContact(), "sample": contact is None}
+    who = contact or SAMPLE_CONTACT
+    context: dict[str, object] = {"errors": errors, "contact": who, "sample": contact is None}
     if not errors:
-        who = context["contact"]
         # The SMS as sent: the delivery adds the acknowledgement link, which counts towards its length.
-        link = acknowledgement_url(alert_id=alert.pk or 0, contact_id=who.pk or 0)
+        link = acknowledgement_url(alert_id=alert.pk or 0, contact_id=contact.pk if contact else 0)
         sms = f"{channel_text(alert, contact=who, channel='sms')}\n\nAcknowledge: {link}"
         size = sms_size(sms)
         context |= {

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.template import TemplateSyntaxError
 
-from alerts.messages import EXAMPLES, render_message, unclosed_tag
+from alerts.messages import EXAMPLES, SAMPLE_ALERT, SAMPLE_CONTACT, render_message, unclosed_tag
 
 
 def normalize_phone(value: str) -> str:
@@ -62,16 +62,6 @@ def validate_webhook_url(value: str) -> None:
         raise ValidationError(f"The webhook URL has no host, {WEBHOOK_URL_EXAMPLE}.", code="invalid_url")
 
 
-class _SampleContact:
-    name = "Ada Lovelace"
-    phone = "+442079460958"
-    email = "ada@example.com"
-
-
-class _SampleAlert:
-    name = "Sample alert"
-
-
 def validate_message_template(value: str) -> None:
     """A template error is a form error now, not a failure at send time."""
     unclosed = unclosed_tag(value)
@@ -83,7 +73,7 @@ def validate_message_template(value: str) -> None:
             code="invalid_template",
         )
     try:
-        rendered = render_message(value, contact=_SampleContact(), alert=_SampleAlert())
+        rendered = render_message(value, contact=SAMPLE_CONTACT, alert=SAMPLE_ALERT)
     except TemplateSyntaxError as exc:
         raise ValidationError(f"The message is not a valid template: {exc}", code="invalid_template") from None
     except Exception as exc:

@@ -61,12 +61,12 @@ def test_the_warning_names_each_character_that_forces_ucs2_once():
 
 
 def alert(**texts) -> SimpleNamespace:
-    values = {"name": "Boiler", "message": "Hi {{ contact.name }}, {{ alert.name }} needs you.", "sms_text": "",
-              "email_subject": "", "email_body": ""}  # fmt: skip
+    values = {"name": "Boiler", "pk": 1, "message": "Hi {{ contact.name }}, {{ alert.name }} needs you.",
+              "sms_text": "", "email_subject": "", "email_body": ""}  # fmt: skip
     return SimpleNamespace(**(values | texts))
 
 
-ADA = SimpleNamespace(name="Ada")
+ADA = SimpleNamespace(name="Ada", phone="+442079460958", email="ada@example.com")
 
 
 def test_each_channel_sends_its_own_text_or_else_the_message():
