@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -182,8 +183,15 @@ class AlertAdmin(CheckedActionsAdmin):
         )
         return [preview, message, *super().get_urls()]
 
+    def _require_editing(self, request: HttpRequest) -> None:
+        # The previews serve the add and change forms, and render what is typed for any contact named: not for
+        # staff allowed only to look, whose page shows the saved alert's previews.
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied("The previews are for accounts that may add or change alerts.")
+
     def message_preview_view(self, request: HttpRequest) -> HttpResponse:
         """The texts being typed, rendered for the first chosen recipient: SMS length, encoding and parts."""
+        self._require_editing(request)
         alert = Alert(**{name: request.GET.get(name, "") for name in MESSAGE_FIELDS})
         ids = [pk for pk in request.GET.getlist("recipients") if pk.isdigit()]
         contact = Contact.objects.filter(pk__in=ids).order_by("name", "pk").first() if ids else None
@@ -191,6 +199,7 @@ class AlertAdmin(CheckedActionsAdmin):
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """The next five occurrences of the schedule being typed, before it is saved."""
+        self._require_editing(request)
         form = AlertForm(request.GET)
         errors = schedule_errors(form)
         times = []

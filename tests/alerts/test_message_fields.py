@@ -7,6 +7,7 @@ template that walks relations or reads secrets must find nothing there.
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ PRYING = (
     "|{{ alert.recipients.all }}|{{ alert.recipients.all.1.webhook_secret }}"
 )
 PREVIEW = "/admin/alerts/alert/preview/message/"
+SCHEDULE_PREVIEW = "/admin/alerts/alert/preview/"
 
 
 @pytest.fixture
@@ -66,3 +68,38 @@ def test_the_preview_shows_nothing_of_the_recipient_beyond_the_documented_fields
     assert "Subject: <strong>Hi Ada||||</strong>" in page
     for secret in (ada.webhook_secret, bob.webhook_secret, "Payroll", "QuerySet"):
         assert secret not in page
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """A client logged in as staff with the alert permissions given by codename."""
+
+    def login(*codenames: str):
+        user = django_user_model.objects.create_user("staff", password="pw-for-tests-only", is_staff=True)
+        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.mark.parametrize("url", [PREVIEW, SCHEDULE_PREVIEW])
+def test_the_previews_refuse_staff_who_may_not_add_or_change_alerts(staff_client, ada, url):
+    client = staff_client("view_alert", "view_contact")
+    response = client.get(url, {"name": "Boiler", "message": PRYING, "recipients": [ada.pk]})
+    assert response.status_code == 403
+    assert ada.webhook_secret not in response.content.decode()
+
+
+@pytest.mark.parametrize("permission", ["add_alert", "change_alert"])
+@pytest.mark.parametrize("url", [PREVIEW, SCHEDULE_PREVIEW])
+def test_the_previews_serve_staff_who_may_add_or_change_alerts(staff_client, ada, url, permission):
+    response = staff_client(permission).get(url, {"name": "Boiler", "message": "Hi {{ contact.name }}"})
+    assert response.status_code == 200
+
+
+def test_staff_allowed_only_to_look_see_the_saved_alerts_preview_on_its_page(staff_client, ada):
+    alert = AlertFactory(recipients=[ada], name="Boiler", message=PRYING)
+    page = staff_client("view_alert").get(f"/admin/alerts/alert/{alert.pk}/change/").content.decode()
+    assert "id='message-preview'" in page and "Hi Ada||||\n\nAcknowledge: " in page
+    assert ada.webhook_secret not in page

@@ -2,7 +2,8 @@
 // a recipient receives them, with the SMS's length, encoding and number of parts.
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("alert_form");
-  if (!form) return;
+  // A page only to look at has no inputs: its previews, of the saved alert, came with the page.
+  if (!form || !form.elements.namedItem("message")) return;
   const base = window.location.pathname.replace(/alerts\/alert\/.*$/, "alerts/alert/preview/");
   const previews = [
     { target: document.getElementById("occurrence-preview"), path: base },
