@@ -68,7 +68,8 @@ def _readable(kind: type[_MessageFields], source: object) -> _MessageFields:
 def render_message(template: str, *, contact: object, alert: object) -> str:
     """``template`` rendered for ``contact``, reading only the fields of MessageContact and MessageAlert."""
     context = {"contact": _readable(MessageContact, contact), "alert": _readable(MessageAlert, alert)}
-    return _compiled(template).render(Context(context))
+    # The engine's autoescape=False reaches only contexts the engine makes; one made here escapes by default.
+    return _compiled(template).render(Context(context, autoescape=False))
 
 
 _CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}

@@ -84,6 +84,13 @@ def test_the_subject_is_one_line_and_else_the_alerts_name():
     assert email_subject(alert(email_subject="{% if False %}x{% endif %}"), contact=ADA) == "Boiler"
 
 
+def test_names_and_texts_go_out_as_written_not_html_escaped():
+    obrien = SimpleNamespace(name="O'Brien & Sons <ops>", phone="", email="")
+    texts = alert(name='Tank "B" > 90%', email_subject="{{ alert.name }} for {{ contact.name }}")
+    assert channel_text(texts, contact=obrien, channel="sms") == 'Hi O\'Brien & Sons <ops>, Tank "B" > 90% needs you.'
+    assert email_subject(texts, contact=obrien) == 'Tank "B" > 90% for O\'Brien & Sons <ops>'
+
+
 def test_the_degree_sign_is_not_gsm7():
     # Easy to miss: "30°C" in an alert costs the UCS-2 rate for the whole SMS.
     assert sms_size("above 30°C").forcing_ucs2 == ("°",)
