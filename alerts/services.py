@@ -70,13 +70,13 @@ def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
     return jobs_for_target(alert).filter(Q(unique_key__in=keys) | others)
 
 
-def _next_due_after_edit(
-    alert: Alert, *, now: datetime, kept: list[Occurrence], previous: datetime | None
-) -> datetime | None:
+def _next_due_after_edit(alert: Alert, *, now: datetime, previous: datetime | None) -> datetime | None:
     """Where planning goes on after an edit, judged at the one instant ``now``.
 
     A due time the planner had not reached yet and that the edit did not move is still delivered, late if
-    it has passed meanwhile; otherwise planning starts after the last occurrence kept, or after ``now``.
+    it has passed meanwhile; otherwise planning starts again from the first due time after ``now``, not
+    after the last occurrence kept: the edit may have added due times before it. Planning a kept time again
+    finds its occurrence and its jobs.
     """
     if previous is not None and previous <= now and is_due_time(alert, previous):
         return previous
@@ -85,7 +85,7 @@ def _next_due_after_edit(
         # passed") unless it has been planned already.
         already = Occurrence.objects.filter(alert=alert, scheduled_for=alert.send_at).exists()
         return alert.send_at if not already and is_due_time(alert, alert.send_at) else None
-    return due_after(alert, max([now, *(o.scheduled_for for o in kept)]))
+    return due_after(alert, now)
 
 
 def _replan(alert: Alert, *, now: datetime, previous: datetime | None) -> Occurrence | None:
@@ -105,7 +105,7 @@ def _replan(alert: Alert, *, now: datetime, previous: datetime | None) -> Occurr
         for job_id in waiting:
             job_cancel(job_id=job_id, reason="the alert's schedule was edited")
         Occurrence.objects.filter(pk__in=moved, deliveries__isnull=True).delete()
-    alert.next_due_at = _next_due_after_edit(alert, now=now, kept=kept, previous=previous)
+    alert.next_due_at = _next_due_after_edit(alert, now=now, previous=previous)
     Alert.objects.filter(pk=alert.pk).update(next_due_at=alert.next_due_at)
     if alert.state != AlertState.ACTIVE:
         return None

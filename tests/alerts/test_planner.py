@@ -284,3 +284,24 @@ def test_a_batch_plans_every_due_time_within_the_look_ahead_of_each_alert_with_i
             assert (job.eta, job.args, job.target_id) == (occurrence.scheduled_for, [occurrence.pk], str(alert.pk))
     assert Alert.objects.get(pk=every_minute.pk).next_due_at == start + timedelta(minutes=2)
     assert Alert.objects.get(pk=daily.pk).next_due_at == daily.starts_at + timedelta(days=1)
+
+
+def test_an_edit_to_a_denser_schedule_plans_the_new_due_times_before_the_kept_ones_once(settings):
+    settings.ALERT_PLAN_AHEAD = timedelta(minutes=2)
+    ten = datetime(2027, 6, 1, 10, 0, tzinfo=UTC)
+    with time_machine.travel(ten + timedelta(seconds=10), tick=False):
+        alert = AlertFactory(schedule_kind=ScheduleKind.CRONTAB, send_at=None, crontab="*/2 * * * *")
+        services.alert_schedule_sync(alert=alert)  # 10:02 planned, 10:04 next
+    kept_job = Job.objects.get()
+    with time_machine.travel(ten + timedelta(seconds=30), tick=False):
+        alert.crontab = "* * * * *"
+        alert.save()
+        services.alert_schedule_sync(alert=alert)
+    with time_machine.travel(ten + timedelta(minutes=1), tick=False):
+        alerts_plan_due()
+
+    minutes = [ten + timedelta(minutes=m) for m in (1, 2, 3)]
+    assert sorted(Occurrence.objects.filter(alert=alert).values_list("scheduled_for", flat=True)) == minutes
+    assert sorted(Job.objects.values_list("eta", flat=True)) == minutes, "one job for each, none twice"
+    assert Job.objects.get(eta=minutes[1]).pk == kept_job.pk
+    assert not Job.objects.filter(state=State.CANCELLED).exists()
