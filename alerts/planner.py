@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -70,33 +71,43 @@ def occurrence_enqueue(*, alert: Alert, scheduled_for: datetime, recipients: int
 
 
 def _occurrences_enqueue(wanted: list[tuple[Alert, datetime]], recipients: dict[int, int]) -> list[Occurrence]:
-    """``occurrence_enqueue`` for each (alert, time), the occurrences in one statement and the jobs of all
-    but escalation walks in one ``jobs_enqueue``: a planner's batch costs a few statements, not a few per
-    alert. Returns the occurrences in the same order."""
+    """``occurrence_enqueue`` for each (alert, time), the occurrences in one statement and their jobs in one
+    ``jobs_enqueue``: a planner's batch costs a few statements, not a few per alert. Returns the occurrences
+    in the same order."""
     # Within a caller's transaction (send now, the planner's batch) a savepoint would only cost round trips:
     # nothing here is retried after a failure, which fails the caller's transaction anyway.
     with transaction.atomic(savepoint=False):
         found = _occurrences_at(wanted)
         occurrences = [found[alert.pk, scheduled_for] for alert, scheduled_for in wanted]
         requests = []
-        for (alert, scheduled_for), occurrence in zip(wanted, occurrences, strict=True):
+        for (alert, _), occurrence in zip(wanted, occurrences, strict=True):
             occurrence.alert = alert  # as the caller has it, instead of a query for it later
-            if alert.escalation_policy_id is not None:
-                _enqueue_walk(alert, occurrence)
-                continue
-            count = recipients.get(alert.pk, 0)
-            requests += [
-                DELIVERY_TASKS[channel].request(
-                    args=[occurrence.pk], kwargs=share.job_kwargs, eta=scheduled_for, target=alert,
-                    unique_key=occurrence_job_key(occurrence.pk, channel, share=share),
-                    label=occurrence_label(alert, channel, count, share),
-                    max_attempts=alert.max_attempts, retry_delay=alert.retry_delay,
-                )
-                for channel in alert.channels
-                for share in occurrence_shares(count)
-            ]  # fmt: skip
+            planned = occurrence_job_requests(alert, occurrence, recipients.get(alert.pk, 0))
+            if not planned and alert.escalation_policy_id is not None:
+                # The form refuses a policy without steps; its steps may have been deleted since.
+                logger.error("alert %s: its escalation policy %s has no step with a channel, occurrence %s "
+                             "notifies nobody", alert.pk, alert.escalation_policy_id, occurrence.pk)  # fmt: skip
+            requests += planned
         jobs_enqueue(requests)
     return occurrences
+
+
+def occurrence_job_requests(alert: Alert, occurrence: Occurrence, recipients: int) -> list[dict[str, Any]]:
+    """The delivery jobs the alert's plan, as it is now, has for the occurrence (``jobs_enqueue``'s requests):
+    one per channel and share of its ``recipients``, or one per step, round and channel of its escalation
+    policy, each due after the waits before it."""
+    if alert.escalation_policy_id is not None:
+        return _walk_requests(alert, occurrence)
+    return [
+        DELIVERY_TASKS[channel].request(
+            args=[occurrence.pk], kwargs=share.job_kwargs, eta=occurrence.scheduled_for, target=alert,
+            unique_key=occurrence_job_key(occurrence.pk, channel, share=share),
+            label=occurrence_label(alert, channel, recipients, share),
+            max_attempts=alert.max_attempts, retry_delay=alert.retry_delay,
+        )
+        for channel in alert.channels
+        for share in occurrence_shares(recipients)
+    ]  # fmt: skip
 
 
 def _occurrences_at(wanted: list[tuple[Alert, datetime]]) -> dict[tuple[int, datetime], Occurrence]:
@@ -125,31 +136,20 @@ _OCCURRENCE_UPSERT = """
     ON CONFLICT (alert_id, scheduled_for) DO UPDATE SET scheduled_for = EXCLUDED.scheduled_for RETURNING {columns}"""
 
 
-def _enqueue_walk(alert: Alert, occurrence: Occurrence) -> None:
-    """One job per step, round and channel of the alert's escalation policy, each due after the waits before it."""
+def _walk_requests(alert: Alert, occurrence: Occurrence) -> list[dict[str, Any]]:
     policy = alert.escalation_policy
     plan = policy_plan(policy, occurrence.scheduled_for)
-    if not plan:
-        # The form refuses a policy without steps; its steps may have been deleted since.
-        logger.error(
-            "alert %s: its escalation policy %s has no step, occurrence %s notifies nobody",
-            alert.pk,
-            policy.pk,
-            occurrence.pk,
-        )
     steps = len({planned.stage.step for planned in plan})
-    for planned in plan:
-        for channel in planned.channels:
-            DELIVERY_TASKS[channel].enqueue_with(
-                args=[occurrence.pk],
-                kwargs=planned.stage.job_kwargs,
-                eta=planned.eta,
-                target=alert,
-                unique_key=occurrence_job_key(occurrence.pk, channel, planned.stage),
-                label=step_label(alert, planned.stage, channel, steps=steps, rounds=policy.repeat + 1),
-                max_attempts=alert.max_attempts,
-                retry_delay=alert.retry_delay,
-            )
+    return [
+        DELIVERY_TASKS[channel].request(
+            args=[occurrence.pk], kwargs=planned.stage.job_kwargs, eta=planned.eta, target=alert,
+            unique_key=occurrence_job_key(occurrence.pk, channel, planned.stage),
+            label=step_label(alert, planned.stage, channel, steps=steps, rounds=policy.repeat + 1),
+            max_attempts=alert.max_attempts, retry_delay=alert.retry_delay,
+        )
+        for planned in plan
+        for channel in planned.channels
+    ]  # fmt: skip
 
 
 def due_after(alert: Alert, moment: datetime) -> datetime | None:

@@ -23,7 +23,14 @@ from alerts.models import (
     Occurrence,
     ScheduleKind,
 )
-from alerts.planner import alert_plan, due_after, is_due_time, occurrence_enqueue, occurrence_job_key
+from alerts.planner import (
+    alert_plan,
+    due_after,
+    is_due_time,
+    occurrence_enqueue,
+    occurrence_job_key,
+    occurrence_job_requests,
+)
 from alerts.selectors import latest_sms_delivery_to
 from scheduler.models import ACTIVE_STATES, WAITING_STATES, Job
 from scheduler.selectors import jobs_for_target
@@ -70,22 +77,43 @@ def _occurrence_jobs(alert: Alert, occurrence_ids: list[int]):
     return jobs_for_target(alert).filter(Q(unique_key__in=keys) | others)
 
 
-def _next_due_after_edit(alert: Alert, *, now: datetime, previous: datetime | None) -> datetime | None:
+def _next_due_after_edit(
+    alert: Alert, *, now: datetime, kept: list[Occurrence], previous: datetime | None
+) -> datetime | None:
     """Where planning goes on after an edit, judged at the one instant ``now``.
 
     A due time the planner had not reached yet and that the edit did not move is still delivered, late if
     it has passed meanwhile; otherwise planning starts again from the first due time after ``now``, not
     after the last occurrence kept: the edit may have added due times before it. Planning a kept time again
-    finds its occurrence and its jobs.
+    finds its occurrence and its jobs, and adds the jobs the edit asks for.
     """
     if previous is not None and previous <= now and is_due_time(alert, previous):
         return previous
     if alert.send_at is not None and not alert.is_recurring:
         # A one-off's time is its only one: due (even if it has just passed, "send now if the time has
-        # passed") unless it has been planned already.
+        # passed") unless it has been planned already and has come.
+        if any(occurrence.scheduled_for == alert.send_at for occurrence in kept):
+            return alert.send_at
         already = Occurrence.objects.filter(alert=alert, scheduled_for=alert.send_at).exists()
         return alert.send_at if not already and is_due_time(alert, alert.send_at) else None
     return due_after(alert, now)
+
+
+def _cancel_jobs_off_plan(alert: Alert, future: list[Occurrence], *, kept: list[Occurrence], recipients: int) -> None:
+    """Cancel the waiting jobs of the occurrences to come that the edited alert no longer plans: all those of
+    an occurrence the schedule moved, and those of a kept one that its plan no longer has (a channel unticked,
+    another escalation policy, another number of shares). Planning the kept times again adds what they lack."""
+    planned = {request["unique_key"] for occurrence in kept
+               for request in occurrence_job_requests(alert, occurrence, recipients)}  # fmt: skip
+    kept_ids = {occurrence.pk for occurrence in kept}
+    waiting = _occurrence_jobs(alert, [occurrence.pk for occurrence in future]).filter(state__in=WAITING_STATES)
+    for job_id, key in waiting.values_list("pk", "unique_key"):
+        if int(key.split(":")[1]) not in kept_ids:
+            job_cancel(job_id=job_id, reason="the alert's schedule was edited")
+        elif key not in planned and ":contact:" not in key:
+            # Only this job is called off, not its work: ticked again, the channel gets a job again. (A job for
+            # one contact, after quiet hours or a fallback, follows a delivery that ran, not the plan.)
+            job_cancel(job_id=job_id, reason="the alert was edited", release_key=True)
 
 
 def _replan(alert: Alert, *, now: datetime, previous: datetime | None) -> Occurrence | None:
@@ -100,16 +128,16 @@ def _replan(alert: Alert, *, now: datetime, previous: datetime | None) -> Occurr
     future = list(Occurrence.objects.filter(alert=alert, scheduled_for__gt=now).order_by("scheduled_for"))
     kept = [o for o in future if is_due_time(alert, o.scheduled_for)]
     moved = [o.pk for o in future if o not in kept]
+    recipients = alert.recipients.count() if kept else None
+    if future:
+        _cancel_jobs_off_plan(alert, future, kept=kept, recipients=recipients or 0)
     if moved:
-        waiting = _occurrence_jobs(alert, moved).filter(state__in=WAITING_STATES).values_list("pk", flat=True)
-        for job_id in waiting:
-            job_cancel(job_id=job_id, reason="the alert's schedule was edited")
         Occurrence.objects.filter(pk__in=moved, deliveries__isnull=True).delete()
-    alert.next_due_at = _next_due_after_edit(alert, now=now, previous=previous)
+    alert.next_due_at = _next_due_after_edit(alert, now=now, kept=kept, previous=previous)
     Alert.objects.filter(pk=alert.pk).update(next_due_at=alert.next_due_at)
     if alert.state != AlertState.ACTIVE:
         return None
-    planned = alert_plan(alert=alert, now=now)
+    planned = alert_plan(alert=alert, now=now, recipients=recipients)
     return planned[0] if planned else None
 
 
@@ -118,8 +146,10 @@ def alert_schedule_sync(*, alert: Alert, now: datetime | None = None) -> Occurre
 
     "Now" is read once, so an occurrence is either kept or re-planned, never dropped by an edit that
     straddles its due time. Occurrences still to come that the schedule (as edited) still has are kept
-    with their jobs, which re-fetch the alert and send its current text: an edit of the message or the
-    recipients changes no job. The others are cancelled. Returns the first occurrence planned now, if any.
+    with their jobs, which re-fetch the alert and send its current text: an edit of the message changes no
+    job. Their jobs are made to match the edited plan (channels, escalation policy, the number of jobs the
+    recipients are shared out among); the other occurrences' jobs are cancelled. Returns the first
+    occurrence planned now, if any.
     """
     now = now or timezone.now()
     with transaction.atomic():

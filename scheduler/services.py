@@ -165,13 +165,16 @@ def _new_job(
     return job, events, publish
 
 
-def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = False) -> bool:
+def job_cancel(*, job_id: int, reason: str = "cancelled", terminate: bool = False, release_key: bool = False) -> bool:
     """Cancel a waiting or running job; return ``False`` if it was no longer active.
 
     The conditional UPDATE is what makes the cancel stick: a claim never takes a cancelled job, even on
     a worker that was offline when the revoke went out. A running body sees it at its next abort check.
+
+    ``release_key`` frees the job's unique key, for when it is this job that is called off and not the work
+    it stands for: the work may be asked for again later, and gets a new job instead of finding this one.
     """
-    cancelled = lifecycle.cancel(job_id, reason=reason)
+    cancelled = lifecycle.cancel(job_id, reason=reason, release_key=release_key)
     if cancelled:
         task_id = Job.objects.filter(pk=job_id).values_list("celery_task_id", flat=True).first()
         if task_id:

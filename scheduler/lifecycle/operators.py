@@ -11,8 +11,10 @@ from scheduler.lifecycle.changes import transition
 from scheduler.models import ACTIVE_STATES, EventKind, Job, JobEvent, State
 
 
-def cancel(job_id: int, *, reason: str, now: datetime | None = None) -> bool:
+def cancel(job_id: int, *, reason: str, now: datetime | None = None, release_key: bool = False) -> bool:
+    """``release_key``: the job's unique key is freed with the cancel, in the same statement."""
     now = now or timezone.now()
+    released = {"unique_key": None} if release_key else {}
     return transition(
         job_id,
         sources=ACTIVE_STATES,
@@ -23,6 +25,7 @@ def cancel(job_id: int, *, reason: str, now: datetime | None = None) -> bool:
         finished_at=now,
         status_message=reason[:500],
         lease_expires_at=None,
+        **released,
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from alerts import services
 from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind, SmsSinkMessage
 from alerts.planner import alerts_plan_due, occurrence_enqueue
 from scheduler import publishing
-from scheduler.models import EventKind, Job, State
+from scheduler.models import ACTIVE_STATES, EventKind, Job, State
 from scheduler.services import job_run_now
 from tests.alerts.factories import AlertFactory, ContactFactory
 from tests.conftest import wait_until
@@ -107,6 +108,22 @@ def test_a_job_aborts_if_the_alert_changed_between_scheduling_and_sending(fake_t
     assert fake_twilio.messages == []
     alert.refresh_from_db()
     assert alert.state == state_after
+
+
+def test_a_one_off_whose_channels_change_before_its_time_sends_on_those_it_has_then_once(fake_twilio, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    alert = AlertFactory(send_at=timezone.now() + timedelta(seconds=2), send_email=True)
+    services.alert_schedule_sync(alert=alert)
+    for send_sms, send_email in ((False, True), (True, False)):  # SMS unticked, then ticked again
+        alert.send_sms, alert.send_email = send_sms, send_email
+        alert.save()
+        services.alert_schedule_sync(alert=alert)
+
+    sms_job = only_job(task_name="alerts.deliver_sms", state__in=ACTIVE_STATES)
+    assert sms_job.wait(timeout=30).state == State.SUCCEEDED, sms_job.errors
+    assert len(fake_twilio.messages) == 1 and mail.outbox == []
+    assert set(Job.objects.exclude(pk=sms_job.pk).values_list("state", flat=True)) == {State.CANCELLED}
+    wait_until(lambda: Alert.objects.get(pk=alert.pk).state == AlertState.COMPLETED, what="the alert to complete")
 
 
 def test_cancelling_an_alert_cancels_its_pending_jobs(fake_twilio):

@@ -305,3 +305,54 @@ def test_an_edit_to_a_denser_schedule_plans_the_new_due_times_before_the_kept_on
     assert sorted(Job.objects.values_list("eta", flat=True)) == minutes, "one job for each, none twice"
     assert Job.objects.get(eta=minutes[1]).pk == kept_job.pk
     assert not Job.objects.filter(state=State.CANCELLED).exists()
+
+
+def untick_sms_tick_email(alert: Alert) -> None:
+    alert.send_sms, alert.send_email = False, True
+
+
+def add_two_recipients(alert: Alert) -> None:
+    alert.recipients.add(*ContactFactory.create_batch(2))  # three, two to a job: two shares
+
+
+def give_an_escalation_policy(alert: Alert) -> None:
+    alert.escalation_policy = escalation_policy({"contacts": [ContactFactory()]})
+
+
+@pytest.mark.parametrize(
+    "edit, keys_after",
+    [
+        (untick_sms_tick_email, ["email"]),
+        (add_two_recipients, ["sms:share:1:of:2", "sms:share:2:of:2"]),
+        (give_an_escalation_policy, ["sms:round:1:step:1"]),
+    ],
+    ids=["channels", "recipients", "policy"],
+)
+def test_an_edit_of_what_an_occurrence_sends_remakes_the_jobs_of_the_occurrences_to_come(settings, edit, keys_after):
+    settings.ALERT_RECIPIENTS_PER_JOB = 2
+    alert = daily_interval_alert(timezone.now() + timedelta(seconds=60))
+    services.alert_schedule_sync(alert=alert)
+    occurrence, old_job = Occurrence.objects.get(), Job.objects.get()
+    edit(alert)
+    alert.save()
+    services.alert_schedule_sync(alert=alert)
+
+    assert Occurrence.objects.get().pk == occurrence.pk
+    old_job.refresh_from_db()
+    assert (old_job.state, old_job.status_message) == (State.CANCELLED, "the alert was edited")
+    waiting = Job.objects.filter(state__in=[State.SCHEDULED, State.QUEUED])
+    assert sorted(job.unique_key.split(":", 2)[2] for job in waiting) == keys_after
+    assert {job.eta for job in waiting} == {occurrence.scheduled_for}
+
+
+def test_a_channel_unticked_and_ticked_again_before_its_time_gets_a_job_again():
+    alert = daily_interval_alert(timezone.now() + timedelta(seconds=60))
+    services.alert_schedule_sync(alert=alert)
+    for send_email in (True, False, True):
+        alert.send_email = send_email
+        alert.save()
+        services.alert_schedule_sync(alert=alert)
+
+    waiting = Job.objects.filter(state__in=[State.SCHEDULED, State.QUEUED])
+    assert sorted(job.task_name for job in waiting) == ["alerts.deliver_email", "alerts.deliver_sms"]
+    assert Job.objects.filter(state=State.CANCELLED, task_name="alerts.deliver_email").count() == 1

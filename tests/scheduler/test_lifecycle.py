@@ -24,6 +24,7 @@ from scheduler.models import FINAL_STATES, EventKind, Job, JobEvent, State
 from scheduler.selectors import JobFilters, jobs_page
 from scheduler.services import job_cancel
 from tests.factories import JobFactory
+from tests.testapp.tasks import echo
 
 LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
 ILLEGAL = [(source, target) for source in State for target in State if target not in TRANSITIONS[source]]
@@ -215,3 +216,23 @@ def test_reporting_progress_is_an_abort_check_for_a_job_cancelled_meanwhile():
     assert job_cancel(job_id=job.pk)
     with pytest.raises(JobCancelled):
         context.progress(0.6, "further")
+
+
+@pytest.mark.django_db
+def test_a_job_cancelled_with_its_key_released_lets_the_same_work_be_enqueued_again():
+    eta = timezone.now() + timedelta(days=1)
+    first = echo.enqueue_with(args=["once"], eta=eta, unique_key="the work")
+    assert job_cancel(job_id=first.pk, reason="the plan changed", release_key=True)
+    again = echo.enqueue_with(args=["once"], eta=eta, unique_key="the work")
+
+    first.refresh_from_db()
+    assert (first.state, first.unique_key) == (State.CANCELLED, None)
+    assert again.pk != first.pk and again.state == State.SCHEDULED
+    assert echo.enqueue_with(args=["once"], eta=eta, unique_key="the work").pk == again.pk
+
+
+@pytest.mark.django_db
+def test_a_job_cancelled_without_releasing_its_key_is_what_the_same_work_finds():
+    job = echo.enqueue_with(args=["once"], eta=timezone.now() + timedelta(days=1), unique_key="the work")
+    assert job_cancel(job_id=job.pk)
+    assert echo.enqueue_with(args=["once"], unique_key="the work").pk == job.pk
