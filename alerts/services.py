@@ -32,9 +32,9 @@ from alerts.planner import (
     occurrence_job_requests,
 )
 from alerts.selectors import latest_sms_delivery_to
-from scheduler.models import ACTIVE_STATES, WAITING_STATES, Job
+from scheduler.models import ACTIVE_STATES, WAITING_STATES, Job, State
 from scheduler.selectors import jobs_for_target
-from scheduler.services import job_cancel, jobs_cancel_all
+from scheduler.services import job_cancel, job_retry_aborted, jobs_cancel_all, jobs_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,28 @@ def alert_resume(*, alert: Alert) -> Occurrence | None:
     with transaction.atomic():
         if not _set_state(alert, AlertState.ACTIVE, from_states=(AlertState.PAUSED,)):
             raise AlertNotActive(f"“{alert}” is {alert.state}; only paused alerts can be resumed.")
-        return _replan(alert, now=timezone.now(), previous=None)
+        planned = _replan(alert, now=timezone.now(), previous=None)
+        if not alert.is_recurring:
+            _one_off_resume(alert)
+        return planned
+
+
+def _one_off_resume(alert: Alert) -> None:
+    """The jobs of a one-off's occurrence that came due while paused ended aborted: those its plan still has
+    run again (at their time, or now) with the attempts they had left. Each re-reads the alert and skips the
+    deliveries made (one stopped halfway sends to the others); the last completes the alert. A channel
+    ticked while paused gets its jobs; jobs an operator cancelled stay cancelled."""
+    occurrence = Occurrence.objects.filter(alert=alert, scheduled_for=alert.send_at).first()
+    if occurrence is None:
+        return
+    requests = occurrence_job_requests(alert, occurrence, alert.recipients.count())
+    planned = [(job, request["eta"]) for job, request in zip(jobs_enqueue(requests), requests, strict=True)]
+    # A job for one contact (after quiet hours, a fallback) follows a delivery that began: it goes on too.
+    follow_ups = jobs_for_target(alert).filter(unique_key__startswith=f"occurrence:{occurrence.pk}:",
+                                               unique_key__contains=":contact:", state=State.ABORTED)  # fmt: skip
+    for job, eta in [*planned, *((job, None) for job in follow_ups)]:
+        if job.state == State.ABORTED:
+            job_retry_aborted(job_id=job.pk, reason="the alert was resumed", eta=eta)
 
 
 def alert_cancel(*, alert: Alert) -> int:

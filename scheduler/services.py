@@ -247,6 +247,20 @@ def job_run_now(*, job_id: int) -> bool:
     return changed
 
 
+def job_retry_aborted(*, job_id: int, reason: str, eta: datetime | None = None) -> bool:
+    """Give a job that ended ``aborted`` another attempt, due at ``eta`` (now if it has passed or is not
+    given), published after commit: its owner says that what stopped it no longer holds (an alert resumed).
+    ``False`` if the job was not aborted (an operator cancelled it, it ran again already)."""
+    now = timezone.now()
+    job = Job.objects.only("state", "attempts", "max_attempts").get(pk=job_id)
+    if job.state != State.ABORTED:
+        return False
+    changed = lifecycle.requeue(job, message=reason, now=now, eta=max(now, eta or now))
+    if changed:
+        publishing.publish_on_commit(job_id)
+    return changed
+
+
 def job_settle(*, job_id: int, operator: str) -> bool:
     """Mark a job that needs attention as settled (an operator checked it): it ends ``succeeded``."""
     return lifecycle.settle(job_id, operator=operator)

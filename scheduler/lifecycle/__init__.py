@@ -9,8 +9,9 @@ returns ``False`` (a race that someone else won, e.g. a cancel before a claim).
 Changes: ``claim``; an attempt's outcome ``succeed``, ``need_attention``, ``abort``, ``retry``, ``fail``
 (``retry_policy`` decides between the last two, for the worker and for the sweep's ``rescue``);
 ``cancel`` and ``cancel_all``; publishing's ``mark_published``, ``mark_new_published``, ``mark_unpublished``;
-an operator's ``requeue`` (one more attempt) and ``settle``. The moves and their statement are in
-``changes``, an attempt's in ``attempts``, publishing's in ``marks``, cancels and operators' in ``operators``.
+``requeue`` (another attempt: an operator's, or an aborted job's owner's) and an operator's ``settle``. The
+moves and their statement are in ``changes``, an attempt's in ``attempts``, publishing's in ``marks``,
+cancels and operators' in ``operators``.
 """
 
 from scheduler.lifecycle.attempts import abort, claim, fail_attempt, need_attention, rescue, succeed

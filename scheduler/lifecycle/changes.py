@@ -64,7 +64,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.ATTENTION: frozenset({State.SCHEDULED, State.SUCCEEDED}),
     State.SUCCEEDED: frozenset(),
     State.CANCELLED: frozenset(),
-    State.ABORTED: frozenset(),
+    # Its owner gives it another attempt once what stopped it no longer holds (e.g. its alert was resumed).
+    State.ABORTED: frozenset({State.SCHEDULED}),
 }
 
 

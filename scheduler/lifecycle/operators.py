@@ -82,8 +82,10 @@ def cancel_all(
         return cursor.rowcount, task_ids
 
 
-def requeue(job: Job, *, message: str, now: datetime | None = None) -> bool:
-    """One more attempt for a job that failed or needs attention, due now; its outcome is news again."""
+def requeue(job: Job, *, message: str, now: datetime | None = None, eta: datetime | None = None) -> bool:
+    """Another attempt for a job that failed, needs attention or was aborted, due at ``eta`` (or now); its
+    outcome is news again. A failed job gets one more attempt; an aborted one keeps the attempts it had
+    left, since its last attempt did not fail: it was called off."""
     now = now or timezone.now()
     return transition(
         job.pk,
@@ -92,9 +94,9 @@ def requeue(job: Job, *, message: str, now: datetime | None = None) -> bool:
         event=EventKind.SCHEDULED,
         message=message,
         now=now,
-        eta=now,
+        eta=eta or now,
         published_at=None,
-        max_attempts=job.attempts + 1,
+        max_attempts=job.max_attempts + 1 if job.state == State.ABORTED else job.attempts + 1,
         seen=False,
         finished_at=None,
     )

@@ -13,7 +13,7 @@ from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence
 from alerts.planner import alerts_plan_due, occurrence_enqueue
 from scheduler import publishing
 from scheduler.models import ACTIVE_STATES, EventKind, Job, State
-from scheduler.services import job_run_now
+from scheduler.services import job_cancel, job_run_now
 from tests.alerts.factories import AlertFactory, ContactFactory
 from tests.conftest import wait_until
 
@@ -108,6 +108,37 @@ def test_a_job_aborts_if_the_alert_changed_between_scheduling_and_sending(fake_t
     assert fake_twilio.messages == []
     alert.refresh_from_db()
     assert alert.state == state_after
+
+
+def test_resuming_a_one_off_whose_time_passed_while_paused_sends_what_it_had_not_sent_once(fake_twilio):
+    ada, bo = ContactFactory(name="Ada", phone="+14155550101"), ContactFactory(name="Bo", phone="+14155550102")
+    alert = AlertFactory(recipients=[ada, bo], send_at=timezone.now() + timedelta(seconds=1.5))
+    services.alert_schedule_sync(alert=alert)
+    services.alert_pause(alert=alert)
+    job = only_job().wait(timeout=30)
+    assert job.state == State.ABORTED and job.status_message.startswith("alert is paused")
+    # As if the pause had stopped the job after Bo's message: the next attempt must not send it again.
+    Delivery.objects.create(occurrence=Occurrence.objects.get(), contact=bo, channel="sms", address=bo.phone,
+                            state=DeliveryState.SENT, attempts=1)  # fmt: skip
+
+    services.alert_resume(alert=alert)
+
+    wait_until(lambda: only_job().state == State.SUCCEEDED, what="the resumed job")
+    assert [message.to for message in fake_twilio.messages] == ["+14155550101"]
+    wait_until(lambda: Alert.objects.get(pk=alert.pk).state == AlertState.COMPLETED, what="the alert to complete")
+
+
+def test_resuming_a_one_off_leaves_a_job_an_operator_cancelled_cancelled(fake_twilio):
+    alert = AlertFactory(send_at=timezone.now() + timedelta(seconds=1))
+    services.alert_schedule_sync(alert=alert)
+    services.alert_pause(alert=alert)
+    job_cancel(job_id=only_job().pk, reason="cancelled by an operator")
+    wait_until(lambda: timezone.now() > alert.send_at, what="the alert's time to pass")
+
+    services.alert_resume(alert=alert)
+
+    assert only_job().state == State.CANCELLED
+    assert fake_twilio.messages == []
 
 
 def test_a_one_off_whose_channels_change_before_its_time_sends_on_those_it_has_then_once(fake_twilio, settings):

@@ -22,7 +22,7 @@ from scheduler.lifecycle import (
 )
 from scheduler.models import FINAL_STATES, EventKind, Job, JobEvent, State
 from scheduler.selectors import JobFilters, jobs_page
-from scheduler.services import job_cancel
+from scheduler.services import job_cancel, job_retry_aborted
 from tests.factories import JobFactory
 from tests.testapp.tasks import echo
 
@@ -34,10 +34,10 @@ def test_every_state_has_a_rule():
     assert set(TRANSITIONS) == set(State)
 
 
-def test_final_states_lead_nowhere_except_to_an_operators_retry_resend_or_settle():
-    for state in FINAL_STATES - {State.FAILED, State.ATTENTION}:
+def test_final_states_lead_nowhere_except_to_a_retry_a_resend_or_a_settle():
+    for state in FINAL_STATES - {State.FAILED, State.ATTENTION, State.ABORTED}:
         assert TRANSITIONS[state] == frozenset()
-    assert TRANSITIONS[State.FAILED] == {State.SCHEDULED}
+    assert TRANSITIONS[State.FAILED] == TRANSITIONS[State.ABORTED] == {State.SCHEDULED}
     assert TRANSITIONS[State.ATTENTION] == {State.SCHEDULED, State.SUCCEEDED}
 
 
@@ -236,3 +236,20 @@ def test_a_job_cancelled_without_releasing_its_key_is_what_the_same_work_finds()
     job = echo.enqueue_with(args=["once"], eta=timezone.now() + timedelta(days=1), unique_key="the work")
     assert job_cancel(job_id=job.pk)
     assert echo.enqueue_with(args=["once"], unique_key="the work").pk == job.pk
+
+
+@pytest.mark.django_db
+def test_an_aborted_job_given_another_attempt_keeps_the_attempts_it_had_left_and_waits_for_its_time():
+    tomorrow = timezone.now() + timedelta(days=1)
+    job = JobFactory(state=State.ABORTED, attempts=2, max_attempts=5)  # one failed, one called off
+    assert job_retry_aborted(job_id=job.pk, reason="its alert was resumed", eta=tomorrow)
+    job.refresh_from_db()
+    assert (job.state, job.eta, job.max_attempts - job.attempts) == (State.SCHEDULED, tomorrow, 4)
+    assert job.events.get().message == "its alert was resumed"
+
+
+@pytest.mark.django_db
+def test_only_an_aborted_job_is_given_another_attempt_for_its_owner():
+    cancelled = JobFactory(state=State.CANCELLED)
+    assert not job_retry_aborted(job_id=cancelled.pk, reason="its alert was resumed")
+    assert Job.objects.get(pk=cancelled.pk).state == State.CANCELLED
