@@ -149,8 +149,14 @@ def occurrence_deliver(
     or an after-quiet-hours job: see ``alerts/channel_health.py``; the recipients of its escalation step for
     a ``stage``: see ``alerts/escalation.py``; those of one ``share``: see ``alerts/fanout.py``); raise to
     retry or fail the job."""
-    # A step's recipients are its own, read once the abort checks passed; the others come with the occurrence.
-    occurrence, recipients = delivery_rows.occurrence_with_recipients(occurrence_id, None if stage else share)
+    # A step's recipients are its own, read once the abort checks passed; the others come with the occurrence
+    # (a one-contact job's contact alone, not every recipient to pick it from).
+    if stage:
+        occurrence, recipients = delivery_rows.occurrence_with_recipients(occurrence_id, None)
+    elif contact_id is not None:
+        occurrence, recipients = delivery_rows.occurrence_with_recipient(occurrence_id, contact_id)
+    else:
+        occurrence, recipients = delivery_rows.occurrence_with_recipients(occurrence_id, share)
     if occurrence is None:
         job.abort("the occurrence no longer exists (the alert was edited or deleted)")
     alert = occurrence.alert
@@ -177,8 +183,6 @@ def occurrence_deliver(
     if stage:
         recipients = _stage_recipients(abort, alert, stage, channel, contact_id)
     recipients = [c for c in recipients if c.is_active and spec.address(c)]
-    if contact_id is not None:
-        recipients = [c for c in recipients if c.pk == contact_id]
     if not recipients and share:
         # Contact ids need not spread evenly: a share may be empty, which ends it like a share sent.
         job.summarize(f"{channel}: {share.label} has no active recipient with an address")
@@ -230,7 +234,8 @@ def _stage_recipients(
     # A one-contact job (a fallback) may use the channel the step does not: that is its point.
     if contact_id is None and channel not in step.channels:
         abort(f"step {stage.step} of the escalation policy no longer sends by {channel}")
-    return step_recipients(alert, step)
+    recipients = step_recipients(alert, step)
+    return recipients if contact_id is None else [c for c in recipients if c.pk == contact_id]
 
 
 def _create_claimed(

@@ -87,3 +87,31 @@ def test_a_second_delivery_row_for_the_same_recipient_is_not_inserted_and_the_tr
     assert stored.pk == first.pk and not first._state.adding
     assert model_to_dict(stored) == model_to_dict(first)
     assert Contact.objects.get(pk=contact.pk).name == "still usable"
+
+
+def test_a_one_contact_read_gives_that_recipient_alone_with_the_occurrence_in_one_statement():
+    contacts = [ContactFactory(name=name) for name in ("Ann", "Bob", "Cleo")]
+    alert = AlertFactory(recipients=contacts)
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+    expected = Occurrence.objects.select_related("alert").get(pk=occurrence.pk)
+    bob = Contact.objects.get(name="Bob")
+
+    with CaptureQueriesContext(connection) as statements:
+        found, recipients = delivery_rows.occurrence_with_recipient(occurrence.pk, bob.pk)
+        read_alert = found.alert
+
+    assert len(statements) == 1
+    assert _fields(found) == _fields(expected) and _fields(read_alert) == _fields(expected.alert)
+    assert [_fields(c) for c in recipients] == [_fields(bob)]
+
+
+def test_a_one_contact_read_of_a_contact_no_longer_a_recipient_gives_the_occurrence_alone():
+    ann, bob = ContactFactory(name="Ann"), ContactFactory(name="Bob")
+    alert = AlertFactory(recipients=[ann])
+    AlertFactory(recipients=[bob])
+    occurrence = Occurrence.objects.create(alert=alert, scheduled_for=timezone.now())
+
+    found, recipients = delivery_rows.occurrence_with_recipient(occurrence.pk, bob.pk)
+
+    assert (found.pk, recipients) == (occurrence.pk, [])
+    assert delivery_rows.occurrence_with_recipient(987654, ann.pk) == (None, [])
