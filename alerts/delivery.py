@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from django.conf import settings
@@ -295,8 +295,10 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
                 delivery_failed_for_good(delivery=delivery, code=exc.code)
             tally.failed += 1
         else:
-            # Back to pending, so that the next attempt sends it; the job's retry policy decides when.
-            unanswered = delivery.unanswered_since or (attempt_started if exc.code == "read-timeout" else None)
+            # Back to pending, so that the next attempt sends it; the job's retry policy decides when. After a
+            # timeout the provider is asked about this attempt: an earlier one's message, looked for before this
+            # send, was not there.
+            unanswered = attempt_started if exc.code == "read-timeout" else delivery.unanswered_since
             _record(
                 delivery,
                 DeliveryState.PENDING,
@@ -361,18 +363,17 @@ def _settle_interrupted(
         tally.unknown += 1
         return False
     try:
-        # The row's last change is its claim: the provider cannot have the message from before it.
-        found = sender.find_sent(
-            to=delivery.address,
-            body_start=_message_text(occurrence, contact, delivery.channel),
-            since=delivery.modified_at,
-        )
+        # The row's last change is its claim: the attempt that claimed it began then.
+        found = _provider_id_of(sender, delivery, occurrence, contact, attempt_started=delivery.modified_at)
     except DeliveryError as exc:
         tally.retry.append(f"{contact.name}: a send cut short by a stopped worker, not settled: {exc}")
         tally.retry_after.append(exc.retry_after)
         return False
     if found is None:
-        return True
+        if _claim_again(delivery):
+            return True
+        tally.skipped += 1  # settled by another attempt meanwhile
+        return False
     _record(
         delivery, DeliveryState.SENT, provider_id=found, error="", unanswered_since=None,
         note="the provider had it from an attempt whose worker stopped; not sent again",
@@ -381,13 +382,36 @@ def _settle_interrupted(
     return False
 
 
-def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
-    """After a send that got no answer, ask the provider whether it took the message before resending."""
+def _claim_again(delivery: Delivery) -> bool:
+    """Date the claim of a delivery left ``sending`` from this attempt, which sends it: if this worker dies
+    too, the next attempt looks for this send's message, not for the dead one's (which it knows is absent)."""
+    return bool(Delivery.objects.filter(**_while_claimed(delivery)).update(modified_at=timezone.now()))
+
+
+def _provider_id_of(
+    sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, *, attempt_started: datetime
+) -> str | None:
+    """The provider's id for the message that the attempt begun at ``attempt_started`` may have handed it.
+
+    Never an id another delivery recorded: two alerts with the same text, or two rounds of an escalation,
+    can reach one number within an attempt's time, and a message taken by both is one of them lost.
+    """
     found = sender.find_sent(
         to=delivery.address,
         body_start=_message_text(occurrence, contact, delivery.channel),
-        since=delivery.unanswered_since,
+        attempt_started=attempt_started,
     )
+    if not found:
+        return None
+    recorded = set(
+        Delivery.objects.filter(provider_id__in=found).exclude(pk=delivery.pk).values_list("provider_id", flat=True)
+    )
+    return next((provider_id for provider_id in found if provider_id not in recorded), None)
+
+
+def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
+    """After a send that got no answer, ask the provider whether it took the message before resending."""
+    found = _provider_id_of(sender, delivery, occurrence, contact, attempt_started=delivery.unanswered_since)
     if found is None:
         return False
     _record(

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
+
+# Widens, on both sides, the time in which an interrupted attempt can have handed its message to the
+# provider: the provider's clock is not ours, and it may write the message a moment after the request
+# reached it (even after our client gave up waiting).
+PROVIDER_CLOCK_MARGIN = timedelta(minutes=1)
 
 
 class DeliveryError(Exception):
@@ -92,13 +97,17 @@ class Transport:
         """
         return 0.0
 
-    def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
-        """The provider's id of a message to ``to`` beginning with ``body_start`` accepted since ``since``.
+    def find_sent(self, *, to: str, body_start: str, attempt_started: datetime) -> list[str]:
+        """The provider's ids of the messages to ``to`` beginning with ``body_start`` that the attempt begun
+        at ``attempt_started`` can have handed it, newest first.
 
-        Asked before resending after an answer that never came: the provider may have accepted the
-        message anyway. ``None`` when nothing was found, or when the provider cannot be asked.
+        Asked before resending after an answer that never came, or after a worker died while sending: the
+        provider may have accepted the message anyway. Only messages from that attempt's own time count
+        (from ``PROVIDER_CLOCK_MARGIN`` before it to the end of its last request, and that margin): the same
+        text to the same number an hour later is the next occurrence's message, not this one. Empty when
+        nothing was found, or when the provider cannot be asked.
         """
-        return None
+        return []
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from alerts.channels.base import DeliveryChannel, DeliveryError, Envelope, SentMessage, Transport
+from alerts.channels.base import PROVIDER_CLOCK_MARGIN, DeliveryChannel, DeliveryError, Envelope, SentMessage, Transport
 from alerts.channels.ratelimit import reserve_send_slot, sms_segments
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,10 @@ PERMANENT_TWILIO_CODES = frozenset({21211, 21614, 21610})
 # after a short jittered backoff, not after the alert's retry delay (an hour) meant for outages.
 SHORT_BACKOFF_TWILIO_CODES = frozenset({20429, 21611, 30001})
 SHORT_BACKOFF_SECONDS = (5.0, 30.0)
+# One page of Twilio's largest size: a lookup (after a timeout or a dead worker) reads every message to the
+# number since the day it looks from, newest first, and the messages sent after the attempt it looks for no
+# longer match but still fill the page.
+FIND_SENT_PAGE = 1000
 # Where the SDK sends messages; with TWILIO_API_BASE_URL, its scheme and host are replaced.
 TWILIO_API_URL = "https://api.twilio.com/2010-04-01/Accounts"
 SINK_NOTE = "Twilio is not configured: the SMS went to the local sink, not to a phone"
@@ -186,6 +190,7 @@ class TwilioSms(Transport):
         self.status_callback = status_callback
         self.per_second = per_second
         self.validity_period = validity_period or None
+        self.timeout = timedelta(seconds=timeout)
         # Without a timeout, requests waits forever on a provider that accepted the connection and then
         # hung, and so would the worker; with one, the hang becomes a temporary error the engine retries.
         http_client = ServiceHttpClient(api_base_url, timeout=timeout)
@@ -245,18 +250,25 @@ class TwilioSms(Transport):
             raise DeliveryError(f"Twilio request failed: {exc!r}", permanent=False, code="request-error") from exc
         return SentMessage(provider_id=message.sid)
 
-    def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
-        # Twilio filters DateSent by day only; the exact time and the body are checked here.
-        since = since - timedelta(minutes=1)
+    def find_sent(self, *, to: str, body_start: str, attempt_started: datetime) -> list[str]:
+        # The attempt asked Twilio first when an earlier one got no answer, then sent: two requests, each given
+        # up after the connect and then the read timeout (requests applies ``timeout`` to each).
+        earliest = attempt_started - PROVIDER_CLOCK_MARGIN
+        latest = attempt_started + 2 * 2 * self.timeout + PROVIDER_CLOCK_MARGIN
         try:
-            messages = self.client.messages.list(to=to, from_=self.from_number, date_sent_after=since, limit=50)
+            # Twilio filters DateSent by day only; the exact time and the body are checked here.
+            messages = self.client.messages.list(
+                to=to, from_=self.from_number, date_sent_after=earliest, limit=FIND_SENT_PAGE
+            )
         except (TwilioException, requests.RequestException) as exc:
             raise DeliveryError(f"cannot ask Twilio what was sent: {exc}", permanent=False, code="lookup") from exc
-        for message in messages:
-            created = message.date_created
-            if (message.body or "").startswith(body_start) and (created is None or created >= since):
-                return message.sid
-        return None
+        return [
+            message.sid
+            for message in messages
+            if (message.body or "").startswith(body_start)
+            and message.date_created is not None
+            and earliest <= message.date_created <= latest
+        ]
 
 
 class LocalSmsSink(Transport):
@@ -268,11 +280,13 @@ class LocalSmsSink(Transport):
     def __init__(self, *, sender: str = "") -> None:
         self.sender = sender
 
-    def find_sent(self, *, to: str, body_start: str, since: datetime) -> str | None:
+    def find_sent(self, *, to: str, body_start: str, attempt_started: datetime) -> list[str]:
         from alerts.models import SmsSinkMessage
 
-        found = SmsSinkMessage.objects.filter(to=to, body__startswith=body_start, created_at__gte=since).first()
-        return None if found is None else f"sink-{found.pk}"
+        # The sink's send is one INSERT with no timeout: the attempt's window is the margin either side.
+        window = (attempt_started - PROVIDER_CLOCK_MARGIN, attempt_started + PROVIDER_CLOCK_MARGIN)
+        found = SmsSinkMessage.objects.filter(to=to, body__startswith=body_start, created_at__range=window)
+        return [f"sink-{pk}" for pk in found.values_list("pk", flat=True)]
 
     def send(self, *, to: str, body: str, subject: str = "", envelope: Envelope | None = None) -> SentMessage:
         # Imported here, so that importing the channels never needs the app registry to be ready.

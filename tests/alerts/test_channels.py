@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from alerts.channels import (
     DeliveryError,
@@ -113,6 +115,26 @@ def test_a_hung_provider_is_a_temporary_error_after_the_client_timeout(fake_twil
     assert time.monotonic() - started < 10
     assert not caught.value.permanent
     assert caught.value.code == "read-timeout"
+
+
+def found_sent(channel, *, attempt_started, body_start: str = "Boiler needs you.", to: str = TO) -> list[str]:
+    return channel.find_sent(to=to, body_start=body_start, attempt_started=attempt_started)
+
+
+@pytest.mark.django_db
+def test_twilio_finds_a_message_only_in_the_time_of_the_attempt_that_may_have_sent_it(fake_twilio, settings):
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    channel = sms_channel()
+    sent = channel.send(to=TO, body="Boiler needs you.\n\nAcknowledge: https://alerts.example.com/a/1")
+    channel.send(to=TO, body="Another alert")
+    now = timezone.now()
+
+    assert found_sent(channel, attempt_started=now) == [sent.provider_id]
+    # The same text minutes after an attempt is not that attempt's message (the next occurrence's, say).
+    assert found_sent(channel, attempt_started=now - timedelta(minutes=3)) == []
+    assert found_sent(channel, attempt_started=now + timedelta(minutes=2)) == []
+    assert found_sent(channel, attempt_started=now, body_start="Other text") == []
+    assert found_sent(channel, attempt_started=now, to="+14155550199") == []
 
 
 @pytest.mark.django_db
@@ -263,6 +285,20 @@ def test_without_a_complete_twilio_configuration_sms_go_to_the_local_sink(fake_t
     assert fake_twilio.messages == []
     # Nothing real is sent, so nothing is rate limited.
     assert not SendSlot.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_local_sink_finds_a_message_only_in_the_time_of_the_attempt_that_may_have_sent_it(settings):
+    settings.TWILIO_ACCOUNT_SID = ""
+    channel = sms_channel()
+    sent = channel.send(to=TO, body="Boiler needs you.\n\nAcknowledge: https://alerts.example.com/a/1")
+    channel.send(to=TO, body="Another alert")
+    now = timezone.now()
+
+    assert found_sent(channel, attempt_started=now) == [sent.provider_id]
+    assert found_sent(channel, attempt_started=now - timedelta(minutes=3)) == []
+    assert found_sent(channel, attempt_started=now + timedelta(minutes=2)) == []
+    assert found_sent(channel, attempt_started=now, body_start="Other text") == []
 
 
 # --- Email ----------------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db.models import F
 from django.utils import timezone
 
 from alerts import services
+from alerts.channels import sms_channel
 from alerts.models import Alert, AlertState, Delivery, DeliveryState, Occurrence, ScheduleKind, SmsSinkMessage
 from alerts.planner import alerts_plan_due, occurrence_enqueue
 from scheduler import publishing
@@ -280,6 +282,72 @@ def test_after_a_timeout_the_retry_asks_twilio_before_sending_again(fake_twilio,
     delivery = Delivery.objects.get()
     assert (delivery.state, delivery.provider_id, delivery.unanswered_since) == (DeliveryState.SENT, message.sid, None)
     assert ("not sent again" in delivery.note) is twilio_took_it
+
+
+def timed_out_an_hour_ago(settings, fake_twilio, alert: Alert) -> Job:
+    """The alert sent, its send timed out (Twilio never took it), and that attempt moved an hour back."""
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    fake_twilio.hang_next(1.5)
+    services.alert_send_now(alert=alert)
+    job = wait_until(lambda: Job.objects.filter(state=State.RETRYING).first(), what="the timed-out attempt")
+    Delivery.objects.filter(occurrence__alert=alert).update(unanswered_since=F("unanswered_since") - timedelta(hours=1))
+    return job
+
+
+def test_a_retry_an_hour_after_a_timeout_does_not_take_the_next_occurrences_message_for_its_own(fake_twilio, settings):
+    ada = ContactFactory(name="Ada")
+    job = timed_out_an_hour_ago(settings, fake_twilio, AlertFactory(recipients=[ada], name="Boiler"))
+    # The next occurrence sent the same text since, and its delivery is not recorded yet (a job writes its
+    # last outcome with its own).
+    next_ones = sms_channel().send(to=ada.phone, body="Hi Ada, Boiler needs you.\n\nAcknowledge: https://a.example/1")
+
+    job = retry_now(job)
+
+    assert job.state == State.SUCCEEDED, job.errors
+    _, resent = fake_twilio.messages
+    assert resent.to == ada.phone and resent.sid != next_ones.provider_id
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.provider_id) == (DeliveryState.SENT, resent.sid)
+
+
+def test_a_retry_after_a_timeout_does_not_take_a_message_another_delivery_recorded_for_its_own(fake_twilio, settings):
+    """Two alerts with the same text to one contact, sent moments apart: the one whose send timed out (and
+    never reached Twilio) finds the other's message in its own time, already recorded by the other."""
+    ada = ContactFactory(name="Ada")
+    boiler, twin = (AlertFactory(recipients=[ada], name="Boiler") for _ in range(2))
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    fake_twilio.hang_next(1.5)
+    services.alert_send_now(alert=boiler)
+    job = wait_until(lambda: Job.objects.filter(state=State.RETRYING).first(), what="the timed-out attempt")
+    services.alert_send_now(alert=twin)
+    assert Job.objects.exclude(pk=job.pk).get().wait(timeout=30).state == State.SUCCEEDED
+    [twins] = fake_twilio.messages
+
+    job = retry_now(job)
+
+    assert job.state == State.SUCCEEDED, job.errors
+    _, resent = fake_twilio.messages
+    provider_ids = dict(Delivery.objects.values_list("occurrence__alert", "provider_id"))
+    assert provider_ids == {boiler.pk: resent.sid, twin.pk: twins.sid}
+
+
+def test_after_a_second_timeout_the_retry_looks_for_the_message_of_the_second(fake_twilio, settings):
+    job = timed_out_an_hour_ago(settings, fake_twilio, AlertFactory())
+    # The retry finds nothing from the first attempt and sends again; that send times out too, and this time
+    # Twilio took the message.
+    fake_twilio.hang_next(1.5, accept=True)
+    Job.objects.filter(pk=job.pk).update(eta=timezone.now())
+    publishing.dispatch_due()
+    wait_until(lambda: Job.objects.filter(pk=job.pk, state=State.RETRYING, attempts=2).exists(), what="attempt 2")
+    wait_until(lambda: len(fake_twilio.messages) == 1, what="the fake to take the message after all")
+
+    job = retry_now(job)
+
+    assert job.state == State.SUCCEEDED, job.errors
+    [message] = fake_twilio.messages
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.provider_id) == (DeliveryState.SENT, message.sid)
+    assert "not sent again" in delivery.note
 
 
 @pytest.mark.parametrize("code", [21611, 30001, 20429])
