@@ -32,7 +32,7 @@ from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
 from alerts.fanout import WHOLE, Share
 from alerts.messages import channel_text, email_subject
 from alerts.models import AlertState, Contact, Delivery, DeliveryState, Occurrence
-from alerts.services import alert_complete_if_done, alert_complete_with_outcome, alert_reopen
+from alerts.services import alert_complete_with_outcome, alert_job_aborted, alert_reopen
 from scheduler.errors import RetryLater
 from scheduler.models import ACTIVE_STATES, Job
 
@@ -163,8 +163,9 @@ def occurrence_deliver(
 
     def abort(reason: str) -> NoReturn:
         # Nothing of this job is sent: a one-off alert whose last job it was is over (else it stayed active,
-        # with nothing left to send).
-        job.after_outcome(lambda: alert_complete_if_done(alert=alert))
+        # with nothing left to send), unless a pause stopped it and has been lifted since.
+        paused = alert.state == AlertState.PAUSED
+        job.after_outcome(lambda: alert_job_aborted(alert=alert, job_id=job.id, paused=paused))
         job.abort(reason)
 
     # Completed as this job was being added, it was not done without it: judged as active, and made so

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import Q
 
 from alerts import schedules
@@ -107,3 +108,16 @@ def one_off_resume(alert: Alert) -> None:
     for job, eta in [*planned, *((job, None) for job in follow_ups)]:
         if job.state == State.ABORTED:
             job_retry_aborted(job_id=job.pk, reason="the alert was resumed", eta=eta)
+
+
+def resumed_as_job_stopped(*, alert: Alert, job_id: int) -> bool:
+    """Whether a one-off alert that a job of it read as paused (and aborted for) is active again: then the
+    job runs again. The resume found it still running and left it to this check (``one_off_resume`` retries
+    only aborted jobs); taken under the alert's row lock, which the resume holds until it commits, so that
+    one of the two gives the job its attempt, never neither."""
+    with transaction.atomic():
+        state = Alert.objects.select_for_update().values_list("state", flat=True).get(pk=alert.pk)
+        if state != AlertState.ACTIVE:
+            return False
+        job_retry_aborted(job_id=job_id, reason="the alert was resumed as this job stopped")
+        return True

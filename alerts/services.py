@@ -20,7 +20,7 @@ from alerts.models import (
     Occurrence,
 )
 from alerts.planner import occurrence_enqueue
-from alerts.replanning import one_off_resume, replan
+from alerts.replanning import one_off_resume, replan, resumed_as_job_stopped
 from alerts.selectors import latest_sms_delivery_to
 from scheduler.models import ACTIVE_STATES, Job
 from scheduler.services import jobs_cancel_all
@@ -226,6 +226,15 @@ def alert_complete_if_done(*, alert: Alert) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(*_completion(alert))
         return cursor.rowcount > 0
+
+
+def alert_job_aborted(*, alert: Alert, job_id: int, paused: bool) -> None:
+    """After a job of the alert aborted, once its outcome is committed: a one-off alert whose last job it was
+    is over (``alert_complete_if_done``), unless the job stopped because the alert was ``paused`` and it has
+    been resumed since: then the job runs again (``resumed_as_job_stopped``)."""
+    if paused and not alert.is_recurring and resumed_as_job_stopped(alert=alert, job_id=job_id):
+        return
+    alert_complete_if_done(alert=alert)
 
 
 def alert_complete_with_outcome(*, job, alert: Alert) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
@@ -288,3 +289,41 @@ def test_run_again_of_a_failed_job_of_a_completed_alert_delivers_it_and_complete
     assert len(fake_twilio.messages) == 1
     alert.refresh_from_db()
     assert alert.state == AlertState.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_read_its_one_off_paused_runs_again_when_a_resume_came_before_its_abort_was_written(
+    fake_twilio, settings
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time: the abort's holds the database from its first write")
+    settings.SMS_PER_SECOND_PER_NUMBER = 0
+    alert = AlertFactory(send_at=timezone.now() + timedelta(days=1))
+    services.alert_schedule_sync(alert=alert)
+    services.alert_pause(alert=alert)
+    job_run_now(job_id=Job.objects.get().pk)
+    about_to_abort, resumed = threading.Event(), threading.Event()
+
+    def resume_before_the_abort_is_written(execute, sql, params, many, context):
+        if '"scheduler_job"' in sql and State.ABORTED in (params or ()):
+            # The body read the alert paused; the resume commits now, and finds this job still running.
+            about_to_abort.set()
+            assert resumed.wait(timeout=30)
+        return execute(sql, params, many, context)
+
+    attempt = run_in_thread(Job.objects.get(), wrapper=resume_before_the_abort_is_written)
+    assert about_to_abort.wait(timeout=30)
+    try:
+        services.alert_resume(alert=Alert.objects.get(pk=alert.pk))
+        assert Job.objects.get().state == State.RUNNING
+    finally:
+        resumed.set()
+    attempt.join(timeout=30)
+
+    job = Job.objects.get()
+    assert job.state == State.QUEUED, "given another attempt, not left aborted"
+    assert Alert.objects.get(pk=alert.pk).state == AlertState.ACTIVE
+    run_in_thread(job).join(timeout=30)
+    assert Job.objects.get().state == State.SUCCEEDED
+    assert len(fake_twilio.messages) == 1
+    assert Alert.objects.get(pk=alert.pk).state == AlertState.COMPLETED
