@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import NoReturn
 
 from django.conf import settings
@@ -32,6 +32,7 @@ from alerts.escalation import NO_STAGE, Stage, stage_step, step_recipients
 from alerts.fanout import WHOLE, Share
 from alerts.messages import channel_text, email_subject
 from alerts.models import AlertState, Contact, Delivery, DeliveryState, Occurrence
+from alerts.provider_lookup import found_at_provider, settle_interrupted
 from alerts.services import alert_complete_with_outcome, alert_job_aborted, alert_reopen
 from scheduler.errors import RetryLater
 from scheduler.models import ACTIVE_STATES, Job
@@ -63,13 +64,13 @@ class Tally:
     def record_sent(self) -> None:
         if self.unrecorded is not None:
             delivery, values = self.unrecorded
-            _record(delivery, DeliveryState.SENT, **values)
+            delivery_rows.record(delivery, DeliveryState.SENT, **values)
             self.unrecorded = None
 
     def record_sent_with_outcome(self, job) -> None:
         if self.unrecorded is not None:
             delivery, values = self.unrecorded
-            job.update_with_outcome(Delivery, _while_claimed(delivery), state=DeliveryState.SENT,
+            job.update_with_outcome(Delivery, delivery_rows.while_claimed(delivery), state=DeliveryState.SENT,
                                     modified_at=timezone.now(), **values)  # fmt: skip
             self.unrecorded = None
 
@@ -91,10 +92,6 @@ def acknowledgement_url(*, alert_id: int, contact_id: int, occurrence_id: int | 
     return settings.PUBLIC_BASE_URL + reverse("alerts:acknowledge", args=[token])
 
 
-def _message_text(occurrence: Occurrence, contact: Contact, channel: str) -> str:
-    return channel_text(occurrence.alert, contact=contact, channel=channel)
-
-
 def delivery_uuid(delivery: Delivery) -> str:
     """The delivery's id for receivers: the same on every attempt, and unlike the row's number, not reused
     by another installation or after the database is recreated."""
@@ -106,7 +103,7 @@ def _compose(
     delivery: Delivery, occurrence: Occurrence, contact: Contact, channel: str, stage: Stage
 ) -> tuple[str, Envelope]:
     """The message's body (its text and the acknowledgement link) and its envelope."""
-    text = _message_text(occurrence, contact, channel)
+    text = channel_text(occurrence.alert, contact=contact, channel=channel)
     link = acknowledgement_url(
         alert_id=occurrence.alert_id, contact_id=contact.pk, occurrence_id=occurrence.pk if stage else None
     )
@@ -125,15 +122,6 @@ def _claim(delivery: Delivery, job_id: int) -> bool:
             state=DeliveryState.SENDING, attempts=F("attempts") + 1, job_id=job_id, modified_at=timezone.now()
         )
     )
-
-
-def _while_claimed(delivery: Delivery) -> dict[str, object]:
-    """The delivery's row while this attempt's claim holds, as filters: an outcome is recorded only over it."""
-    return {"pk": delivery.pk, "state": DeliveryState.SENDING}
-
-
-def _record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
-    Delivery.objects.filter(**_while_claimed(delivery)).update(state=state, modified_at=timezone.now(), **values)
 
 
 def occurrence_deliver(
@@ -274,7 +262,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
             return
         # An earlier attempt claimed it and never recorded the outcome: its worker died before or after the
         # provider call. Only the provider knows which.
-        if not _settle_interrupted(sender, delivery, occurrence, contact, tally, job_id=job.id):
+        if not settle_interrupted(sender, delivery, occurrence, contact, tally, job_id=job.id):
             return
     elif not created and (delivery.state != DeliveryState.PENDING or not _claim(delivery, job.id)):
         tally.skipped += 1
@@ -282,7 +270,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     started = time.monotonic()
     attempt_started = timezone.now()
     try:
-        if delivery.unanswered_since and _found_at_provider(sender, delivery, occurrence, contact, tally):
+        if delivery.unanswered_since and found_at_provider(sender, delivery, occurrence, contact, tally):
             return
         body, envelope = _compose(delivery, occurrence, contact, channel.name, stage)
         if _held_by_sending_rate(sender, delivery, body, contact, tally):
@@ -292,7 +280,9 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
     except DeliveryError as exc:
         if exc.permanent:
             with transaction.atomic():
-                _record(delivery, DeliveryState.FAILED, error=str(exc)[:2000], error_code=str(exc.code or "")[:32])
+                delivery_rows.record(
+                    delivery, DeliveryState.FAILED, error=str(exc)[:2000], error_code=str(exc.code or "")[:32]
+                )
                 delivery_failed_for_good(delivery=delivery, code=exc.code)
             tally.failed += 1
         else:
@@ -300,7 +290,7 @@ def _deliver_to(job, sender, occurrence, contact, channel, subject, tally: Tally
             # timeout the provider is asked about this attempt: an earlier one's message, looked for before this
             # send, was not there.
             unanswered = attempt_started if exc.code == "read-timeout" else delivery.unanswered_since
-            _record(
+            delivery_rows.record(
                 delivery,
                 DeliveryState.PENDING,
                 error=str(exc)[:2000],
@@ -341,87 +331,9 @@ def _held_by_sending_rate(sender, delivery: Delivery, body: str, contact: Contac
     if wait <= SLOT_TOLERANCE_SECONDS:
         return False
     send_after = delivery.send_after or now + timedelta(seconds=wait)
-    _record(delivery, DeliveryState.PENDING, send_after=send_after, note="held back by SMS_PER_SECOND_PER_NUMBER")
+    delivery_rows.record(
+        delivery, DeliveryState.PENDING, send_after=send_after, note="held back by SMS_PER_SECOND_PER_NUMBER"
+    )
     tally.retry.append(f"{contact.name}: held back by the sending rate until {send_after:%H:%M:%S} UTC")
     tally.retry_after.append(wait)
-    return True
-
-
-def _settle_interrupted(
-    sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally, *, job_id: int
-) -> bool:
-    """Settle a delivery left ``sending`` by a dead worker; ``True`` if it must be sent (by this attempt).
-
-    Found at the provider: sent, with its id. Provably absent: sent now, once. The provider cannot be
-    asked: the job tries again later, the row stays ``sending``; never a blind send, which could
-    duplicate. A channel that cannot be asked at all (email) marks it ``unknown`` for an operator.
-    """
-    if not sender.can_find_sent:
-        # Kept with this job, whose page an operator resends it from (alerts/signals.py).
-        _record(
-            delivery, DeliveryState.UNKNOWN, error="the worker stopped between claiming and recording", job_id=job_id
-        )
-        tally.unknown += 1
-        return False
-    try:
-        # The row's last change is its claim: the attempt that claimed it began then.
-        found = _provider_id_of(sender, delivery, occurrence, contact, attempt_started=delivery.modified_at)
-    except DeliveryError as exc:
-        tally.retry.append(f"{contact.name}: a send cut short by a stopped worker, not settled: {exc}")
-        tally.retry_after.append(exc.retry_after)
-        return False
-    if found is None:
-        if _claim_again(delivery):
-            return True
-        tally.skipped += 1  # settled by another attempt meanwhile
-        return False
-    _record(
-        delivery, DeliveryState.SENT, provider_id=found, error="", unanswered_since=None,
-        note="the provider had it from an attempt whose worker stopped; not sent again",
-    )  # fmt: skip
-    tally.sent += 1
-    return False
-
-
-def _claim_again(delivery: Delivery) -> bool:
-    """Date the claim of a delivery left ``sending`` from this attempt, which sends it: if this worker dies
-    too, the next attempt looks for this send's message, not for the dead one's (which it knows is absent)."""
-    return bool(Delivery.objects.filter(**_while_claimed(delivery)).update(modified_at=timezone.now()))
-
-
-def _provider_id_of(
-    sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, *, attempt_started: datetime
-) -> str | None:
-    """The provider's id for the message that the attempt begun at ``attempt_started`` may have handed it.
-
-    Never an id another delivery recorded: two alerts with the same text, or two rounds of an escalation,
-    can reach one number within an attempt's time, and a message taken by both is one of them lost.
-    """
-    found = sender.find_sent(
-        to=delivery.address,
-        body_start=_message_text(occurrence, contact, delivery.channel),
-        attempt_started=attempt_started,
-    )
-    if not found:
-        return None
-    recorded = set(
-        Delivery.objects.filter(provider_id__in=found).exclude(pk=delivery.pk).values_list("provider_id", flat=True)
-    )
-    return next((provider_id for provider_id in found if provider_id not in recorded), None)
-
-
-def _found_at_provider(sender, delivery: Delivery, occurrence: Occurrence, contact: Contact, tally: Tally) -> bool:
-    """After a send that got no answer, ask the provider whether it took the message before resending."""
-    found = _provider_id_of(sender, delivery, occurrence, contact, attempt_started=delivery.unanswered_since)
-    if found is None:
-        return False
-    _record(
-        delivery,
-        DeliveryState.SENT,
-        provider_id=found,
-        error="",
-        unanswered_since=None,
-        note="the provider had accepted it despite the timeout; not sent again",
-    )
-    tally.sent += 1
     return True

@@ -1,16 +1,18 @@
 """The delivery job's read and its delivery row's INSERT, written out once instead of compiled by the ORM on
 every delivery (each compile cost more CPU than the database's work for the statement). Same rows, same
 order, same instances (with the occurrence's alert cached, as ``select_related`` leaves it) as the
-querysets they replace, and one round trip for the occurrence, its alert and its recipients."""
+querysets they replace, and one round trip for the occurrence, its alert and its recipients. Also the
+conditional write of a claimed delivery's outcome, which the delivery and the provider lookup share."""
 
 from __future__ import annotations
 
 import functools
 
 from django.db import connection
+from django.utils import timezone
 
 from alerts.fanout import Share
-from alerts.models import Alert, Contact, Delivery, Occurrence
+from alerts.models import Alert, Contact, Delivery, DeliveryState, Occurrence
 from scheduler.statements import columns, from_row, insert_params, insert_sql
 
 
@@ -87,3 +89,12 @@ def _occurrence_sql(alias: str, *, join: str) -> str:
         join = join.format(through=Alert.recipients.through._meta.db_table, contact=Contact._meta.db_table)
     tables = f"{Occurrence._meta.db_table} o INNER JOIN {Alert._meta.db_table} a ON a.id = o.alert_id {join}"
     return f"SELECT {selected} FROM {tables} WHERE o.id = %s" + (" ORDER BY c.name" if join else "")
+
+
+def while_claimed(delivery: Delivery) -> dict[str, object]:
+    """The delivery's row while this attempt's claim holds, as filters: an outcome is recorded only over it."""
+    return {"pk": delivery.pk, "state": DeliveryState.SENDING}
+
+
+def record(delivery: Delivery, state: DeliveryState, **values: object) -> None:
+    Delivery.objects.filter(**while_claimed(delivery)).update(state=state, modified_at=timezone.now(), **values)
